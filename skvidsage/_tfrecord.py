@@ -1,0 +1,552 @@
+"""TFRecord files and the ``tf.train.Example`` protobuf wire format, without TensorFlow.
+
+A TFRecord file is a sequence of records, each framed as ``uint64 length``, ``uint32
+masked_crc32c(length)``, ``data[length]``, ``uint32 masked_crc32c(data)`` (little
+endian), with ``masked_crc32c(x) = ((c >> 15) | (c << 17)) + 0xa282ead8`` (mod 2**32),
+``c = crc32c(x)``. YouTube-8M records hold ``Example {Features features = 1}`` (video
+level) or ``SequenceExample {Features context = 1; FeatureLists feature_lists = 2}``
+(frame level), where ``Features {map<string, Feature> feature = 1}``, ``FeatureLists
+{map<string, FeatureList> feature_list = 1}``, ``FeatureList {repeated Feature feature
+= 1}`` and ``Feature {oneof {BytesList bytes_list = 1; FloatList float_list = 2;
+Int64List int64_list = 3}}``, each list being ``repeated ... value = 1``.
+
+The decoder works on ``(start, stop)`` spans of one record's bytes, so that nested
+messages are never copied and packed floats become a :func:`numpy.frombuffer` view.
+"""
+
+import os
+import struct
+import warnings
+
+import crc32c
+import numpy as np
+
+_MASK_DELTA = 0xA282EAD8
+_U32 = 0xFFFFFFFF
+_U64 = (1 << 64) - 1
+_HEADER = struct.Struct("<QI")
+_CRC = struct.Struct("<I")
+_KINDS = {1: "bytes_list", 2: "float_list", 3: "int64_list"}
+_EMPTY_FLOATS = np.empty(0, dtype="<f4")
+_EMPTY_FLOATS.flags.writeable = False
+
+
+class TFRecordError(ValueError):
+    """A TFRecord file is truncated or corrupt, or holds a malformed record.
+
+    Its attributes ``path``, ``offset`` (byte offset of the record's length field),
+    ``index`` (0-based, counting every framed record of the file) and ``reason``
+    (e.g. ``"data CRC mismatch"``) all appear in its message.
+    """
+
+    def __init__(self, path, offset, index, reason):
+        super().__init__(path, offset, index, reason)
+        self.path, self.offset, self.index, self.reason = path, offset, index, reason
+
+    def __str__(self):
+        where = f"{self.path}: record {self.index} at byte offset {self.offset}"
+        return f"{where}: {self.reason}"
+
+
+class TFRecordWarning(UserWarning):
+    """Corrupt records were skipped (``on_error="skip"``)."""
+
+
+class ProtobufDecodeError(ValueError):
+    """A record's bytes are not a valid serialized protobuf message."""
+
+
+def masked_crc32c(data):
+    """Return the masked CRC32C of the bytes-like ``data``, as TFRecord stores it.
+
+    Examples
+    --------
+    >>> hex(masked_crc32c(b"123456789"))  # crc32c(b"123456789") == 0xe3069283
+    '0xc78ab0e5'
+    """
+    crc = crc32c.crc32c(data)
+    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
+
+
+def _check_header(header, offset, size, verify_crc):
+    """Return ``(length, reason)``; ``reason`` is None when the header is sound."""
+    if len(header) < 12:
+        return 0, f"truncated: expected 12 header bytes, file ends after {len(header)}"
+    length, crc = _HEADER.unpack(header)
+    if verify_crc and masked_crc32c(header[:8]) != crc:
+        return length, "length CRC mismatch"
+    available = size - offset - 12
+    if length + 4 > available:
+        return length, (
+            f"truncated: expected {length} bytes of data and a 4-byte CRC, "
+            f"file ends after {available}"
+        )
+    return length, None
+
+
+class TFRecordReader:
+    """Stream the records of one TFRecord file, checking the framing and CRCs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TFRecord file (uncompressed).
+    verify_crc : bool, default=True
+        Check the CRC32C of every length field and every record.
+    on_error : {"raise", "skip"}, default="raise"
+        On a corrupt record, raise a :class:`TFRecordError`, or skip it. A bad data
+        CRC skips that record only; a bad length CRC or a truncation loses the
+        framing, so the rest of the file is skipped. With ``"skip"``, when
+        :meth:`records` is exhausted, one :class:`TFRecordWarning` names the file,
+        the offsets, the reasons and the number of skipped records.
+
+    Attributes
+    ----------
+    skipped : list of TFRecordError
+        The problems met by the last call to :meth:`records` (``on_error="skip"``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "a.tfrecord")
+    >>> write_tfrecord(path, [b"hello", b"world"])
+    2
+    >>> reader = TFRecordReader(path)
+    >>> reader.count()
+    2
+    >>> list(reader.records())
+    [(0, 0, b'hello'), (1, 21, b'world')]
+    >>> tmp.cleanup()
+    """
+
+    def __init__(self, path, *, verify_crc=True, on_error="raise"):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.path = os.fspath(path)
+        self.verify_crc = verify_crc
+        self.on_error = on_error
+        self.skipped, self._stopped = [], False
+
+    def count(self, limit=None):
+        """Count the records (up to ``limit``), reading only their 12-byte headers.
+
+        Counting stops at the end of the file or at the first framing error, which
+        is raised as a :class:`TFRecordError` if ``on_error="raise"``. Data CRCs are
+        not checked, so :meth:`records` may yield fewer records.
+        """
+        n = offset = 0
+        with open(self.path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            while offset < size and (limit is None or n < limit):
+                f.seek(offset)
+                length, reason = _check_header(
+                    f.read(12), offset, size, self.verify_crc
+                )
+                if reason is not None:
+                    if self.on_error == "raise":
+                        raise TFRecordError(self.path, offset, n, reason)
+                    break
+                n += 1
+                offset += 16 + length
+        return n
+
+    def report(self, index, offset, reason, *, fatal=False):
+        """Raise or record (per ``on_error``) a problem with record ``index``.
+
+        Consumers call it for records they cannot decode; ``fatal`` means that the
+        rest of the file is lost too.
+        """
+        error = TFRecordError(self.path, offset, index, reason)
+        if self.on_error == "raise":
+            raise error
+        self.skipped.append(error)
+        self._stopped |= fatal
+
+    def records(self, limit=None):
+        """Yield ``(index, offset, data)`` for each sound record, in file order.
+
+        ``index`` and ``offset`` locate the record in the file, ``data`` is its
+        payload (bytes). Stops after ``limit`` framed records (bad ones included).
+        Only one record is held in memory at a time.
+        """
+        self.skipped, self._stopped = [], False
+        index = offset = 0
+        with open(self.path, "rb", buffering=1 << 20) as f:
+            size = os.fstat(f.fileno()).st_size
+            while offset < size and (limit is None or index < limit):
+                length, reason = _check_header(
+                    f.read(12), offset, size, self.verify_crc
+                )
+                chunk = f.read(length + 4) if reason is None else b""
+                if reason is None and len(chunk) < length + 4:  # file shrank
+                    reason = f"truncated: expected {length + 4} bytes, got {len(chunk)}"
+                if reason is not None:
+                    self.report(index, offset, reason, fatal=True)
+                    break
+                data = chunk[:length]
+                crc = _CRC.unpack_from(chunk, length)[0]
+                if self.verify_crc and masked_crc32c(data) != crc:
+                    self.report(index, offset, "data CRC mismatch")
+                else:
+                    yield index, offset, data
+                offset += 16 + length
+                index += 1
+        if self.skipped:
+            n_bad = len(self.skipped)
+            details = "; ".join(
+                f"record {e.index} at byte offset {e.offset}: {e.reason}"
+                for e in self.skipped[:5]
+            ) + (f"; and {n_bad - 5} more" if n_bad > 5 else "")
+            lost = "; the rest of the file could not be read" if self._stopped else ""
+            warnings.warn(
+                f"{self.path}: skipped {n_bad} corrupt record(s): {details}{lost}",
+                TFRecordWarning,
+                stacklevel=2,
+            )
+
+
+def write_tfrecord(path, records):
+    """Write the payloads ``records`` (bytes) to the TFRecord file ``path``.
+
+    The file is overwritten. Returns the number of records written.
+    """
+    n = 0
+    with open(path, "wb") as f:
+        for data in records:
+            data = bytes(data)
+            length = struct.pack("<Q", len(data))
+            f.write(length + _CRC.pack(masked_crc32c(length)))
+            f.write(data + _CRC.pack(masked_crc32c(data)))
+            n += 1
+    return n
+
+
+def _varint(buf, pos, end):
+    """Decode an unsigned varint at ``pos``; return ``(value, next_pos)``."""
+    if pos >= end:
+        raise ProtobufDecodeError("truncated varint")
+    b = buf[pos]
+    if b < 0x80:
+        return b, pos + 1
+    value, shift = b & 0x7F, 7
+    for i in range(pos + 1, min(pos + 10, end)):
+        b = buf[i]
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i + 1
+        shift += 7
+    raise ProtobufDecodeError("truncated or over-long varint")
+
+
+def _signed64(value):
+    value &= _U64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def _skip(buf, pos, end, wire_type, field):
+    """Return the position after a field's value of the given wire type."""
+    if wire_type == 0:
+        return _varint(buf, pos, end)[1]
+    if wire_type == 1:
+        pos += 8
+    elif wire_type == 5:
+        pos += 4
+    elif wire_type == 2:
+        n, pos = _varint(buf, pos, end)
+        pos += n
+    elif wire_type == 3:  # group: skip fields up to the matching end-group tag
+        while True:
+            tag, pos = _varint(buf, pos, end)
+            if tag & 7 == 4:
+                if tag >> 3 != field:
+                    raise ProtobufDecodeError("mismatched end-group tag")
+                return pos
+            pos = _skip(buf, pos, end, tag & 7, tag >> 3)
+    else:
+        raise ProtobufDecodeError(f"invalid wire type {wire_type}")
+    if pos > end:
+        raise ProtobufDecodeError("field runs past the end of its message")
+    return pos
+
+
+def iter_fields(buf, pos, end):
+    """Yield ``(field, wire_type, a, b)`` for the fields of a message span.
+
+    For wire type 0, ``a`` is the (unsigned) varint value; otherwise ``buf[a:b]`` is
+    the field's value (for wire type 2, its contents). Groups are skipped.
+    """
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        field, wire_type = tag >> 3, tag & 7
+        if field == 0:
+            raise ProtobufDecodeError("invalid field number 0")
+        if wire_type == 2:
+            n, pos = _varint(buf, pos, end)
+            if pos + n > end:
+                raise ProtobufDecodeError(
+                    "length-delimited field runs past its message"
+                )
+            yield field, 2, pos, pos + n
+            pos += n
+        elif wire_type == 0:
+            value, pos = _varint(buf, pos, end)
+            yield field, 0, value, pos
+        elif wire_type == 3:
+            pos = _skip(buf, pos, end, 3, field)
+        else:
+            start, pos = pos, _skip(buf, pos, end, wire_type, field)
+            yield field, wire_type, start, pos
+
+
+def map_spans(buf, start, end):
+    """Decode ``Features`` or ``FeatureLists``: return ``{name: (start, stop)}``."""
+    out = {}
+    for field, wire_type, a, b in iter_fields(buf, start, end):
+        if field != 1 or wire_type != 2:
+            continue
+        key, value = b"", (b, b)
+        for f, w, c, d in iter_fields(buf, a, b):
+            if f == 1 and w == 2:
+                key = buf[c:d]
+            elif f == 2 and w == 2:
+                value = (c, d)
+        try:
+            out[bytes(key).decode("utf-8")] = value
+        except UnicodeDecodeError:
+            raise ProtobufDecodeError("feature name is not valid UTF-8") from None
+    return out
+
+
+def example_spans(buf):
+    """Return ``{name: (start, stop)}`` of the features of an ``Example``."""
+    out = {}
+    for field, wire_type, a, b in iter_fields(buf, 0, len(buf)):
+        if field == 1 and wire_type == 2:
+            out.update(map_spans(buf, a, b))
+    return out
+
+
+def sequence_example_spans(buf):
+    """Return ``(context, feature_lists)`` span dicts of a ``SequenceExample``."""
+    context, feature_lists = {}, {}
+    for field, wire_type, a, b in iter_fields(buf, 0, len(buf)):
+        if field == 1 and wire_type == 2:
+            context.update(map_spans(buf, a, b))
+        elif field == 2 and wire_type == 2:
+            feature_lists.update(map_spans(buf, a, b))
+    return context, feature_lists
+
+
+def feature_list_spans(buf, start, end):
+    """Return the spans of the ``Feature`` messages of a ``FeatureList``."""
+    return [(a, b) for f, w, a, b in iter_fields(buf, start, end) if f == 1 and w == 2]
+
+
+def _floats(buf, start, end):
+    chunks = []
+    for field, wire_type, a, b in iter_fields(buf, start, end):
+        if field == 1 and wire_type in (2, 5) and b > a:
+            if (b - a) % 4:
+                raise ProtobufDecodeError("packed float length is not a multiple of 4")
+            chunks.append(np.frombuffer(buf, dtype="<f4", count=(b - a) // 4, offset=a))
+    if len(chunks) == 1:
+        return chunks[0]
+    return np.concatenate(chunks) if chunks else _EMPTY_FLOATS
+
+
+def _int64s(buf, start, end):
+    out = []
+    for field, wire_type, a, b in iter_fields(buf, start, end):
+        if field != 1:
+            continue
+        if wire_type == 0:
+            out.append(_signed64(a))
+        elif wire_type == 2:
+            while a < b:
+                value, a = _varint(buf, a, b)
+                out.append(_signed64(value))
+    return out
+
+
+def decode_feature(buf, start, end):
+    """Decode the ``Feature`` message ``buf[start:end]``.
+
+    Returns
+    -------
+    kind : {"bytes_list", "float_list", "int64_list"} or None
+        None for an empty ``Feature``.
+    value : list of bytes, ndarray of float32 (read-only view) or list of int
+    """
+    kind = None
+    if end - start >= 2 and buf[start] in (0x0A, 0x12, 0x1A):  # fast path: one field
+        n, a = _varint(buf, start + 1, end)
+        if a + n == end:
+            kind, b = buf[start] >> 3, end
+    if kind is None:
+        for field, wire_type, c, d in iter_fields(buf, start, end):
+            if wire_type == 2 and field in _KINDS:
+                kind, a, b = field, c, d
+        if kind is None:
+            return None, []
+    if kind != 3 and b - a >= 2 and buf[a] == 0x0A:  # fast path: one packed field
+        n, p = _varint(buf, a + 1, b)  # or a single bytes value
+        if p + n == b:
+            if kind == 1:
+                return "bytes_list", [bytes(buf[p:b])]
+            if n % 4 == 0:
+                return "float_list", np.frombuffer(buf, "<f4", count=n // 4, offset=p)
+    if kind == 2:
+        return "float_list", _floats(buf, a, b)
+    if kind == 3:
+        return "int64_list", _int64s(buf, a, b)
+    return "bytes_list", [
+        bytes(buf[c:d]) for f, w, c, d in iter_fields(buf, a, b) if f == 1 and w == 2
+    ]
+
+
+def _public(kind, value):
+    if kind == "float_list":
+        return np.array(value, dtype=np.float32)
+    return np.array(value, dtype=np.int64) if kind == "int64_list" else value
+
+
+def parse_example(data):
+    """Decode a serialized ``tf.train.Example`` into ``{name: value}``.
+
+    Values are lists of bytes, or ndarrays of float32 or int64. Raises
+    :class:`ProtobufDecodeError` if ``data`` is not a valid message.
+
+    Examples
+    --------
+    >>> parse_example(encode_example({"id": b"a", "labels": [3, -1]}))
+    {'id': [b'a'], 'labels': array([ 3, -1])}
+    """
+    spans = example_spans(data)
+    return {name: _public(*decode_feature(data, *s)) for name, s in spans.items()}
+
+
+def parse_sequence_example(data):
+    """Decode a serialized ``tf.train.SequenceExample``.
+
+    Returns ``(context, feature_lists)``: ``context`` as from :func:`parse_example`,
+    ``feature_lists`` maps each name to a list (one item per step) of such values.
+    Raises :class:`ProtobufDecodeError` if ``data`` is not a valid message.
+    """
+    context, lists = sequence_example_spans(data)
+    steps = {name: feature_list_spans(data, *s) for name, s in lists.items()}
+    return (
+        {name: _public(*decode_feature(data, *s)) for name, s in context.items()},
+        {
+            name: [_public(*decode_feature(data, *s)) for s in spans]
+            for name, spans in steps.items()
+        },
+    )
+
+
+def _encode_varint(value):
+    value &= _U64
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _delimited(field, payload):
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def _map_entry(name, payload):
+    return _delimited(1, _delimited(1, name.encode()) + _delimited(2, payload))
+
+
+def _encode_feature(value, packed):
+    if isinstance(value, bytes | bytearray | str):
+        value = [value]
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(v, bytes | bytearray | str) for v in value)
+    ):
+        items = [v.encode() if isinstance(v, str) else bytes(v) for v in value]
+        return _delimited(1, b"".join(_delimited(1, v) for v in items))
+    array = np.asarray(value)
+    if array.ndim > 1:
+        raise ValueError(f"feature values must be 1-D, got shape {array.shape}")
+    if array.dtype.kind == "f" or array.size == 0:
+        raw = array.astype("<f4").tobytes()
+        if packed:
+            body = _delimited(1, raw) if raw else b""
+        else:
+            body = b"".join(b"\x0d" + raw[i : i + 4] for i in range(0, len(raw), 4))
+        return _delimited(2, body)
+    if array.dtype.kind in "iub":
+        varints = [_encode_varint(v) for v in array.astype(np.int64).tolist()]
+        if packed:
+            body = _delimited(1, b"".join(varints)) if varints else b""
+        else:
+            body = b"".join(b"\x08" + v for v in varints)
+        return _delimited(3, body)
+    raise TypeError(f"cannot encode a feature of dtype {array.dtype}")
+
+
+def _encode_features(features, packed):
+    return b"".join(
+        _map_entry(name, _encode_feature(value, packed))
+        for name, value in features.items()
+    )
+
+
+def encode_example(features, *, packed=True):
+    """Serialize a ``tf.train.Example``.
+
+    Parameters
+    ----------
+    features : dict
+        Feature name to value. ``bytes``/``str`` or a list of them becomes a
+        ``bytes_list``; a float array-like a ``float_list``; an integer or bool
+        array-like an ``int64_list``.
+    packed : bool, default=True
+        Use the packed encoding for floats and integers (as TensorFlow does); False
+        writes one tagged field per value (also valid protobuf).
+
+    Returns
+    -------
+    data : bytes
+        The serialized message.
+
+    Examples
+    --------
+    >>> encode_example({"x": [1.5]}).hex()
+    '0a0f0a0d0a0178120812060a040000c03f'
+    """
+    return _delimited(1, _encode_features(features, packed))
+
+
+def encode_sequence_example(context, feature_lists, *, packed=True):
+    """Serialize a ``tf.train.SequenceExample``.
+
+    Parameters
+    ----------
+    context : dict
+        Context features, as for :func:`encode_example`.
+    feature_lists : dict
+        Name to a sequence of per-step values, each encoded as one ``Feature``. E.g.
+        YouTube-8M frames: ``{"rgb": [frame.tobytes() for frame in uint8_frames]}``.
+    packed : bool, default=True
+        See :func:`encode_example`.
+
+    Returns
+    -------
+    data : bytes
+        The serialized message.
+    """
+    lists = b"".join(
+        _map_entry(
+            name, b"".join(_delimited(1, _encode_feature(v, packed)) for v in steps)
+        )
+        for name, steps in feature_lists.items()
+    )
+    return _delimited(1, _encode_features(context, packed)) + _delimited(2, lists)

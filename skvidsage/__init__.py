@@ -6,7 +6,10 @@ labels, evaluated with the YouTube-8M metrics.
 """
 
 from skvidsage._version import __version__
+from skvidsage.containers import VideoFeatures, VideoGraph
 from skvidsage.datasets import load_youtube8m
+from skvidsage.embed import VidSageEmbedder
+from skvidsage.graph import VideoGraphBuilder
 from skvidsage.metrics import (
     gap_scorer,
     global_average_precision_score,
@@ -23,6 +26,10 @@ from skvidsage.metrics import (
 )
 
 __all__ = [
+    "VidSageEmbedder",
+    "VideoFeatures",
+    "VideoGraph",
+    "VideoGraphBuilder",
     "__version__",
     "gap_scorer",
     "global_average_precision_score",

@@ -1,0 +1,499 @@
+"""VidSageEmbedder: a graph neural network trained without labels (paper 3.3-3.5)."""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skvidsage._sampler import CSRGraph
+from skvidsage._training import expected_batch_nodes, train
+from skvidsage.containers import VideoGraph
+from skvidsage.graph import VideoGraphBuilder
+from skvidsage.nn import VidSageNet
+
+__all__ = ["VidSageEmbedder"]
+
+
+def resolve_device(device):
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _normalize(features):
+    x = torch.tensor(np.asarray(features), dtype=torch.float32)
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
+def _row_hashes(a):
+    """Hash each row's bytes (equal rows, equal hashes)."""
+    a = np.ascontiguousarray(a)
+    return np.fromiter((hash(row.tobytes()) for row in a), dtype=np.int64, count=len(a))
+
+
+def drop_identical_links(adjacency, query, reference):
+    """Remove links between videos whose feature vectors are identical.
+
+    A video is never its own neighbour: in the training graph this removes the
+    self links (the diagonal), and for a query that is an exact copy of a
+    reference video it removes the link to that copy, so that
+    ``transform(X_train)`` sees the graph that training saw.
+    """
+    adjacency = sp.csr_matrix(adjacency, dtype=np.float32, copy=True)
+    if adjacency.nnz == 0:
+        return adjacency
+    rows = np.repeat(np.arange(adjacency.shape[0]), np.diff(adjacency.indptr))
+    cols = adjacency.indices
+    q_key, r_key = _row_hashes(query), _row_hashes(reference)
+    candidates = np.flatnonzero(q_key[rows] == r_key[cols])
+    if candidates.size:
+        exact = np.all(query[rows[candidates]] == reference[cols[candidates]], axis=1)
+        adjacency.data[candidates[exact]] = 0.0
+        adjacency.eliminate_zeros()
+    return adjacency
+
+
+class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Embed videos with a graph neural network trained self-supervised.
+
+    ``fit`` trains an ``L``-layer GraphSAGE / GAT / GCN network on the graph
+    between the training videos, without labels (``y`` is ignored): linked
+    videos are pulled together, videos drawn at random pushed apart.
+    ``transform`` embeds any videos, seen or unseen, through their links into
+    that reference graph (inductive inference, paper 3.5); each row's embedding
+    depends only on that row and the fitted reference graph.
+
+    The VidSage layer (paper 3.3) is
+
+    .. math::
+        h_i^t = \mathrm{ReLU}\left(W_2 \left[h_i^{t-1} \,\Vert\,
+                \mathrm{AGG}_{j \in N(i)}\, w_{ij}\,
+                \mathrm{ReLU}(W_1 h_j^{t-1})\right]\right),
+        \quad h_i^t \leftarrow h_i^t / \lVert h_i^t \rVert
+
+    with :math:`h^0` the L2-normalised input features and :math:`w_{ij}` the
+    edge weights of :class:`~skvidsage.VideoGraphBuilder`.
+
+    Parameters
+    ----------
+    hidden_dims : tuple of int, default=(512, 256)
+        Output width of each layer; its length is the number of layers.
+    conv : {"sage", "gat", "gcn"}, default="sage"
+        Layer type (see :mod:`skvidsage.nn`).
+    aggr : {"sum", "mean", "max"}, default="mean"
+        Weighted neighbourhood aggregation of the "sage" layer (the paper's
+        is "sum").
+    heads : int, default=4
+        Attention heads of the "gat" layer.
+    share_weights : bool, default=False
+        Share :math:`W_1, W_2` across layers, as the paper does (needs
+        ``hidden_dims`` equal to the input width in every layer).
+    jumping_knowledge : bool, default=True
+        Output ``[x, h_1, ..., h_L]`` (the normalised input and every layer's
+        embedding) instead of ``h_L`` alone, so that the embedding keeps what
+        the input features know.
+    dropout : float, default=0.5
+        Dropout after each layer during training.
+    loss : {"sage", "triplet", "contrastive"}, default="sage"
+        Self-supervised objective (see :mod:`skvidsage._losses`).
+    n_negatives : int, default=20
+        Negatives per batch for the "sage" loss (:math:`Q`).
+    walk_length : int, default=1
+        Positives are the end of a random walk of this many steps (1: a
+        neighbour).
+    temperature : float, default=0.1
+        Scale of the dot products in the "sage" loss.
+    margin : float, default=0.5
+        Margin of the "triplet" and "contrastive" losses.
+    fanouts : tuple of int, default=(25, 10)
+        Neighbours sampled per node and hop in mini-batch training (-1: all).
+    batch_size : int, default=512
+        Anchor videos per mini-batch.
+    full_batch : {"auto"} or bool, default="auto"
+        Train on the whole graph at every step. "auto" does so when a sampled
+        mini-batch would touch about as many nodes as the graph has, which is
+        then faster.
+    max_epochs : int, default=100
+        Passes over the training videos.
+    learning_rate : float, default=1e-3
+        Peak learning rate of Adam (the paper used 1e-5 over 12 h on a V100).
+    warmup_steps : int, default=10
+        Steps of linear warm-up before the cosine decay (paper: 10).
+    weight_decay : float, default=0.0
+        Adam's L2 penalty.
+    early_stopping : bool, default=False
+        Stop when the epoch loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs.
+    tol : float, default=1e-4
+        See ``early_stopping``.
+    n_iter_no_change : int, default=5
+        See ``early_stopping``.
+    graph : VideoGraphBuilder, default=None
+        Builds the graph when ``fit``/``transform`` get a plain feature array
+        (None: ``VideoGraphBuilder()``). Ignored for :class:`VideoGraph` input.
+    device : str, default="auto"
+        Torch device; "auto" uses CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, dropout and sampling. Same seed and data: identical
+        embeddings on the CPU. The global torch seed is left alone.
+    verbose : bool, default=False
+        Show a progress bar with the loss.
+
+    Attributes
+    ----------
+    module_ : skvidsage.nn.VidSageNet
+        The trained network (on the CPU).
+    reference_states_ : list of ndarray
+        Normalised features and per-layer embeddings of the reference videos,
+        used to embed queries (all but the last layer's).
+    reference_features_ : ndarray of shape (n_reference, n_features_in_)
+        The training videos' features.
+    graph_builder_ : VideoGraphBuilder or None
+        The fitted builder, when ``fit`` got a feature array.
+    loss_curve_ : list of float
+        Mean loss per epoch.
+    n_iter_ : int
+        Epochs run.
+    full_batch_ : bool
+        Whether training was full-batch.
+    device_ : torch.device
+        The device used in ``fit``.
+    n_features_in_ : int
+        Input width.
+
+    See Also
+    --------
+    VideoGraphBuilder : builds the graph this embedder consumes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvidsage import VidSageEmbedder
+    >>> X = np.random.RandomState(0).rand(60, 8).astype("float32")
+    >>> emb = VidSageEmbedder(hidden_dims=(16, 8), max_epochs=3, random_state=0)
+    >>> emb.fit_transform(X).shape
+    (60, 32)
+    """
+
+    _parameter_constraints = {
+        "hidden_dims": ["array-like"],
+        "conv": [StrOptions({"sage", "gat", "gcn"})],
+        "aggr": [StrOptions({"sum", "mean", "max"})],
+        "heads": [Interval(numbers.Integral, 1, None, closed="left")],
+        "share_weights": ["boolean"],
+        "jumping_knowledge": ["boolean"],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "loss": [StrOptions({"sage", "triplet", "contrastive"})],
+        "n_negatives": [Interval(numbers.Integral, 1, None, closed="left")],
+        "walk_length": [Interval(numbers.Integral, 1, None, closed="left")],
+        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "margin": [Interval(numbers.Real, 0, None, closed="neither")],
+        "fanouts": ["array-like"],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "full_batch": [StrOptions({"auto"}), "boolean"],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "warmup_steps": [Interval(numbers.Integral, 0, None, closed="left")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "graph": [VideoGraphBuilder, None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_dims=(512, 256),
+        conv="sage",
+        aggr="mean",
+        heads=4,
+        share_weights=False,
+        jumping_knowledge=True,
+        dropout=0.5,
+        loss="sage",
+        n_negatives=20,
+        walk_length=1,
+        temperature=0.1,
+        margin=0.5,
+        fanouts=(25, 10),
+        batch_size=512,
+        full_batch="auto",
+        max_epochs=100,
+        learning_rate=1e-3,
+        warmup_steps=10,
+        weight_decay=0.0,
+        early_stopping=False,
+        tol=1e-4,
+        n_iter_no_change=5,
+        graph=None,
+        device="auto",
+        random_state=None,
+        verbose=False,
+    ):
+        self.hidden_dims = hidden_dims
+        self.conv = conv
+        self.aggr = aggr
+        self.heads = heads
+        self.share_weights = share_weights
+        self.jumping_knowledge = jumping_knowledge
+        self.dropout = dropout
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.walk_length = walk_length
+        self.temperature = temperature
+        self.margin = margin
+        self.fanouts = fanouts
+        self.batch_size = batch_size
+        self.full_batch = full_batch
+        self.max_epochs = max_epochs
+        self.learning_rate = learning_rate
+        self.warmup_steps = warmup_steps
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.graph = graph
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ input
+    def _graph_input(self, X, *, fitting):
+        """Return ``(features, adjacency)`` for a VideoGraph or a feature array."""
+        if isinstance(X, VideoGraph):
+            features = np.asarray(X.features, dtype=np.float32)
+            if fitting:
+                if X.shape[0] != X.shape[1]:
+                    raise ValueError(
+                        "fit needs the graph among the training videos, of shape "
+                        f"(n, n); got a VideoGraph of shape {X.shape}. Pass the "
+                        "output of VideoGraphBuilder.fit_transform."
+                    )
+                validate_data(self, features, dtype=np.float32)
+                self.graph_builder_ = None
+            else:
+                validate_data(self, features, dtype=np.float32, reset=False)
+                if X.shape[1] != self.reference_features_.shape[0]:
+                    raise ValueError(
+                        f"The VideoGraph links to {X.shape[1]} reference videos but "
+                        f"this embedder was fitted on "
+                        f"{self.reference_features_.shape[0]}."
+                    )
+            return features, X.adjacency
+        if fitting:
+            features = validate_data(self, X, dtype=np.float32)
+            builder = VideoGraphBuilder() if self.graph is None else clone(self.graph)
+            adjacency = builder.fit_transform(features).adjacency
+            self.graph_builder_ = builder
+            return features, adjacency
+        features = validate_data(self, X, dtype=np.float32, reset=False)
+        if self.graph_builder_ is None:
+            raise ValueError(
+                "This VidSageEmbedder was fitted on a VideoGraph: pass the "
+                "VideoGraphBuilder.transform output for new videos, not features."
+            )
+        return features, self.graph_builder_.transform(features).adjacency
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the network on the graph between the training videos.
+
+        Parameters
+        ----------
+        X : VideoGraph or array-like of shape (n_videos, n_features)
+            The output of ``VideoGraphBuilder.fit_transform`` or features, from
+            which the default graph is built.
+        y : None
+            Ignored (self-supervised).
+
+        Returns
+        -------
+        self : VidSageEmbedder
+            The fitted embedder.
+        """
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit, then embed the training videos.
+
+        Parameters
+        ----------
+        X : VideoGraph or array-like of shape (n_videos, n_features)
+            As in :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_videos, n_features_out)
+            The training videos' embeddings, as ``fit(X).transform(X)``.
+        """
+        self.fit(X, y)
+        return self._embed(self.reference_features_, self._train_adjacency)
+
+    def _fit(self, X):
+        features, adjacency = self._graph_input(X, fitting=True)
+        hidden = tuple(int(h) for h in np.atleast_1d(self.hidden_dims))
+        fanouts = tuple(int(f) for f in np.atleast_1d(self.fanouts))
+        if not hidden or min(hidden) < 1:
+            raise ValueError(
+                f"hidden_dims must be positive ints; got {self.hidden_dims}"
+            )
+        if not fanouts or any(f == 0 or f < -1 for f in fanouts):
+            raise ValueError(f"fanouts must be positive ints or -1; got {self.fanouts}")
+        if features.shape[0] < 2:
+            raise ValueError(
+                f"VidSageEmbedder needs at least 2 videos to train; got "
+                f"{features.shape[0]} sample."
+            )
+        adjacency = drop_identical_links(adjacency, features, features)
+        self._train_adjacency = adjacency
+        graph = CSRGraph.from_scipy(adjacency)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        self.device_ = resolve_device(self.device)
+        if self.full_batch == "auto":
+            self.full_batch_ = bool(
+                expected_batch_nodes(graph, self.batch_size, fanouts) >= graph.n_nodes
+            )
+        else:
+            self.full_batch_ = bool(self.full_batch)
+        params = {
+            k: getattr(self, k)
+            for k in (
+                "loss",
+                "batch_size",
+                "max_epochs",
+                "learning_rate",
+                "warmup_steps",
+                "weight_decay",
+                "n_negatives",
+                "walk_length",
+                "temperature",
+                "margin",
+                "early_stopping",
+                "tol",
+                "n_iter_no_change",
+            )
+        }
+        params.update(fanouts=fanouts, full_batch_=self.full_batch_)
+        x = _normalize(features)
+        fork_devices = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices, device_type=self.device_.type):
+            torch.manual_seed(seed)
+            module = VidSageNet(
+                features.shape[1],
+                hidden,
+                conv=self.conv,
+                aggr=self.aggr,
+                heads=self.heads,
+                share_weights=self.share_weights,
+                dropout=self.dropout,
+                jumping_knowledge=self.jumping_knowledge,
+            ).to(self.device_)
+            generator = torch.Generator().manual_seed(seed)
+            self.loss_curve_ = train(
+                module,
+                x,
+                graph,
+                params=params,
+                generator=generator,
+                device=self.device_,
+                verbose=self.verbose,
+            )
+        self.n_iter_ = len(self.loss_curve_)
+        self.module_ = module.cpu().eval()
+        self.reference_features_ = features
+        self.reference_states_ = self._reference_states(x, graph)
+        self._n_features_out = self.module_.out_channels
+        return self
+
+    @torch.inference_mode()
+    def _reference_states(self, x, graph):
+        """Every layer's input for the reference videos (layer 0: features)."""
+        module = self.module_.to(self.device_)
+        edge_index, edge_weight = graph.edges()
+        edge_index, edge_weight = (
+            edge_index.to(self.device_),
+            edge_weight.to(self.device_),
+        )
+        states = [x.to(self.device_)]
+        for i in range(len(module.layers) - 1):
+            states.append(module.layer_forward(i, states[-1], edge_index, edge_weight))
+        self.module_ = module.cpu()
+        return [s.cpu().numpy() for s in states]
+
+    # -------------------------------------------------------------- transform
+    def transform(self, X):
+        """Embed videos through their links into the reference graph.
+
+        Parameters
+        ----------
+        X : VideoGraph or array-like of shape (n_videos, n_features)
+            The output of ``VideoGraphBuilder.transform`` (queries linked to
+            the training videos), or features when the embedder built its own
+            graph in ``fit``.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_videos, n_features_out), dtype float32
+            Embeddings; a video without any link gets the embedding of its own
+            features through the root path.
+        """
+        check_is_fitted(self)
+        features, adjacency = self._graph_input(X, fitting=False)
+        adjacency = drop_identical_links(adjacency, features, self.reference_features_)
+        return self._embed(features, adjacency)
+
+    @torch.inference_mode()
+    def _embed(self, features, adjacency, block=4096):
+        device = self.device_
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")  # fitted on a GPU, used without one
+        module = self.module_.to(device).eval()
+        refs = [torch.from_numpy(s).to(device) for s in self.reference_states_]
+        adjacency = sp.csr_matrix(adjacency)
+        out = np.empty((features.shape[0], module.out_channels), dtype=np.float32)
+        for start in range(0, features.shape[0], block):
+            stop = min(start + block, features.shape[0])
+            sub = CSRGraph.from_scipy(adjacency[start:stop])
+            edge_index, edge_weight = sub.edges()
+            edge_index, edge_weight = edge_index.to(device), edge_weight.to(device)
+            h = _normalize(features[start:stop]).to(device)
+            hs = [h]
+            for i, ref in enumerate(refs):
+                h = module.layer_forward(i, (ref, h), edge_index, edge_weight)
+                hs.append(h)
+            z = torch.cat(hs, dim=-1) if module.jumping_knowledge else hs[-1]
+            out[start:stop] = z.cpu().numpy()
+        self.module_ = module.cpu()
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        tags.non_deterministic = False
+        return tags
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_train_adjacency", None)
+        return state

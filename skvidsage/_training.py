@@ -4,6 +4,7 @@ Kept apart from the scikit-learn wrapper: it takes tensors and a network and
 knows nothing of parameter validation.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -16,6 +17,26 @@ from skvidsage._sampler import (
     random_walk_positives,
     sample_subgraph,
 )
+
+
+@contextlib.contextmanager
+def deterministic(device):
+    """Use torch's deterministic kernels on the CPU, restoring the setting after.
+
+    Some CPU scatter reductions (used by message passing) add in a
+    thread-dependent order; the deterministic ones make a seeded fit
+    reproducible bit for bit. On CUDA nothing is changed.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 def warmup_cosine(step, *, warmup_steps, total_steps):
@@ -150,7 +171,7 @@ def train(module, x, graph, *, params, generator, device, verbose=False):
             loss.backward()
             optimizer.step()
             scheduler.step()
-            epoch_loss += float(loss)
+            epoch_loss += loss.detach().item()
             n_batches += 1
         epoch_loss /= max(n_batches, 1)
         losses.append(epoch_loss)

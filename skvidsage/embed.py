@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skvidsage._sampler import CSRGraph
-from skvidsage._training import expected_batch_nodes, train
+from skvidsage._training import deterministic, expected_batch_nodes, train
 from skvidsage.containers import VideoGraph
 from skvidsage.graph import VideoGraphBuilder
 from skvidsage.nn import VidSageNet
@@ -104,6 +104,10 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Output ``[x, h_1, ..., h_L]`` (the normalised input and every layer's
         embedding) instead of ``h_L`` alone, so that the embedding keeps what
         the input features know.
+    input_mean : bool, default=True
+        With ``jumping_knowledge``, also output the weighted mean of the
+        neighbours' normalised input features, right after ``x`` (a
+        parameter-free graph convolution, as in SGC/SIGN).
     dropout : float, default=0.5
         Dropout after each layer during training.
     loss : {"sage", "triplet", "contrastive"}, default="sage"
@@ -147,7 +151,9 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Torch device; "auto" uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, dropout and sampling. Same seed and data: identical
-        embeddings on the CPU. The global torch seed is left alone.
+        embeddings on the CPU (torch's deterministic kernels are switched on
+        during ``fit`` and ``transform`` there, and the previous setting
+        restored). The global torch seed is left alone.
     verbose : bool, default=False
         Show a progress bar with the loss.
 
@@ -156,8 +162,9 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     module_ : skvidsage.nn.VidSageNet
         The trained network (on the CPU).
     reference_states_ : list of ndarray
-        Normalised features and per-layer embeddings of the reference videos,
-        used to embed queries (all but the last layer's).
+        Embeddings of the reference videos after each layer but the last: the
+        inputs of layers 1..L-1 when queries are embedded (layer 0 reads the
+        normalised ``reference_features_``).
     reference_features_ : ndarray of shape (n_reference, n_features_in_)
         The training videos' features.
     graph_builder_ : VideoGraphBuilder or None
@@ -184,7 +191,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     >>> X = np.random.RandomState(0).rand(60, 8).astype("float32")
     >>> emb = VidSageEmbedder(hidden_dims=(16, 8), max_epochs=3, random_state=0)
     >>> emb.fit_transform(X).shape
-    (60, 32)
+    (60, 40)
     """
 
     _parameter_constraints = {
@@ -194,6 +201,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "heads": [Interval(numbers.Integral, 1, None, closed="left")],
         "share_weights": ["boolean"],
         "jumping_knowledge": ["boolean"],
+        "input_mean": ["boolean"],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "loss": [StrOptions({"sage", "triplet", "contrastive"})],
         "n_negatives": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -225,6 +233,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         heads=4,
         share_weights=False,
         jumping_knowledge=True,
+        input_mean=True,
         dropout=0.5,
         loss="sage",
         n_negatives=20,
@@ -252,6 +261,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.heads = heads
         self.share_weights = share_weights
         self.jumping_knowledge = jumping_knowledge
+        self.input_mean = input_mean
         self.dropout = dropout
         self.loss = loss
         self.n_negatives = n_negatives
@@ -397,7 +407,10 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         params.update(fanouts=fanouts, full_batch_=self.full_batch_)
         x = _normalize(features)
         fork_devices = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork_devices, device_type=self.device_.type):
+        with (
+            torch.random.fork_rng(devices=fork_devices, device_type=self.device_.type),
+            deterministic(self.device_),
+        ):
             torch.manual_seed(seed)
             module = VidSageNet(
                 features.shape[1],
@@ -408,6 +421,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 share_weights=self.share_weights,
                 dropout=self.dropout,
                 jumping_knowledge=self.jumping_knowledge,
+                input_mean=self.input_mean,
             ).to(self.device_)
             generator = torch.Generator().manual_seed(seed)
             self.loss_curve_ = train(
@@ -428,7 +442,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     @torch.inference_mode()
     def _reference_states(self, x, graph):
-        """Every layer's input for the reference videos (layer 0: features)."""
+        """Compute the inputs of layers 1..L-1 for the reference videos."""
         module = self.module_.to(self.device_)
         edge_index, edge_weight = graph.edges()
         edge_index, edge_weight = (
@@ -436,10 +450,13 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             edge_weight.to(self.device_),
         )
         states = [x.to(self.device_)]
-        for i in range(len(module.layers) - 1):
-            states.append(module.layer_forward(i, states[-1], edge_index, edge_weight))
+        with deterministic(self.device_):
+            for i in range(len(module.layers) - 1):
+                states.append(
+                    module.layer_forward(i, states[-1], edge_index, edge_weight)
+                )
         self.module_ = module.cpu()
-        return [s.cpu().numpy() for s in states]
+        return [s.cpu().numpy() for s in states[1:]]
 
     # -------------------------------------------------------------- transform
     def transform(self, X):
@@ -469,21 +486,20 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if device.type == "cuda" and not torch.cuda.is_available():
             device = torch.device("cpu")  # fitted on a GPU, used without one
         module = self.module_.to(device).eval()
-        refs = [torch.from_numpy(s).to(device) for s in self.reference_states_]
+        states = [_normalize(self.reference_features_).numpy(), *self.reference_states_]
+        refs = [torch.from_numpy(s).to(device) for s in states]
         adjacency = sp.csr_matrix(adjacency)
         out = np.empty((features.shape[0], module.out_channels), dtype=np.float32)
-        for start in range(0, features.shape[0], block):
-            stop = min(start + block, features.shape[0])
-            sub = CSRGraph.from_scipy(adjacency[start:stop])
-            edge_index, edge_weight = sub.edges()
-            edge_index, edge_weight = edge_index.to(device), edge_weight.to(device)
-            h = _normalize(features[start:stop]).to(device)
-            hs = [h]
-            for i, ref in enumerate(refs):
-                h = module.layer_forward(i, (ref, h), edge_index, edge_weight)
-                hs.append(h)
-            z = torch.cat(hs, dim=-1) if module.jumping_knowledge else hs[-1]
-            out[start:stop] = z.cpu().numpy()
+        with deterministic(device):
+            for start in range(0, features.shape[0], block):
+                stop = min(start + block, features.shape[0])
+                sub = CSRGraph.from_scipy(adjacency[start:stop])
+                edge_index, edge_weight = sub.edges()
+                edge_index = edge_index.to(device)
+                edge_weight = edge_weight.to(device)
+                x = _normalize(features[start:stop]).to(device)
+                _, z = module.inductive_forward(refs, x, edge_index, edge_weight)
+                out[start:stop] = z.cpu().numpy()
         self.module_ = module.cpu()
         return out
 

@@ -104,7 +104,9 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     **Self links**: in ``fit(X).transform(X)`` each video is its own most
     similar reference (:math:`g = 1 \ge \tau`), so the square training graph
     has its diagonal set, and that self link counts toward ``n_neighbors``
-    and ``max_degree``. The embedder drops the diagonal of its training graph.
+    and ``max_degree``. :class:`~skvidsage.VidSageEmbedder` drops every link
+    between two videos with identical features (so the diagonal of its
+    training graph, and a query's link to an exact copy of itself).
 
     All-zero feature rows have no direction; like
     ``sklearn.preprocessing.normalize`` we leave them at zero, so a zero row

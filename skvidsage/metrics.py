@@ -192,6 +192,13 @@ def _top_k_mask(P, k):
     return mask
 
 
+def _kept_predictions(P, top_k):
+    """Mask of each video's ``top_k`` predictions (all of them for None)."""
+    if top_k is None or _check_k(top_k, "top_k") >= P.shape[1]:
+        return np.ones(P.shape, dtype=bool)
+    return _top_k_mask(P, top_k)
+
+
 def _average_precision(scores, positives, n_positives):
     """Non-interpolated AP of one ranked list (stable sort, descending)."""
     if n_positives == 0:
@@ -373,9 +380,7 @@ def global_average_precision_score(y_true, y_score, *, top_k=20, labels=None):
     0.5
     """
     Y, P = _check_targets(y_true, y_score, labels)
-    n_classes = P.shape[1]
-    k = n_classes if top_k is None else min(_check_k(top_k, "top_k"), n_classes)
-    mask = np.ones(P.shape, dtype=bool) if k == n_classes else _top_k_mask(P, k)
+    mask = _kept_predictions(P, top_k)
     return _average_precision(P[mask], Y[mask], int(Y.sum()))
 
 
@@ -425,14 +430,13 @@ def mean_average_precision_score(y_true, y_score, *, top_k=20, labels=None):
     """
     Y, P = _check_targets(y_true, y_score, labels)
     n_classes = P.shape[1]
-    k = n_classes if top_k is None else min(_check_k(top_k, "top_k"), n_classes)
+    mask = _kept_predictions(P, top_k)
     n_pos = Y.sum(axis=0)
     kept = n_pos > 0
     if not np.any(kept):
         raise ValueError(
             "y_true has no positive label in any class: mAP is undefined."
         )
-    mask = np.ones(P.shape, dtype=bool) if k == n_classes else _top_k_mask(P, k)
     rows, cols = np.nonzero(mask)  # row-major: earlier video first in ties
     scores = P[rows, cols]
     order = np.lexsort((-scores, cols))  # by class, then score descending

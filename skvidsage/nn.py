@@ -14,11 +14,25 @@ from torch import nn
 from torch_geometric.nn import GATConv, MessagePassing
 from torch_geometric.utils import scatter
 
-__all__ = ["GCNMeanConv", "SAGEConcatConv", "VidSageNet"]
+__all__ = ["GCNMeanConv", "SAGEConcatConv", "VidSageNet", "neighbour_mean"]
 
 
 def _pair(x):
     return x if isinstance(x, tuple) else (x, x)
+
+
+def neighbour_mean(x_src, edge_index, edge_weight, n_dst):
+    r"""Average each target's neighbours, weighted by the edge weights.
+
+    Returns :math:`\sum_j w_{ij} x_j / \sum_j w_{ij}`; a target without
+    neighbours gets zeros.
+    """
+    src, dst = edge_index
+    agg = scatter(
+        edge_weight.unsqueeze(-1) * x_src[src], dst, 0, dim_size=n_dst, reduce="sum"
+    )
+    total = scatter(edge_weight, dst, 0, dim_size=n_dst, reduce="sum")
+    return agg / total.clamp(min=torch.finfo(agg.dtype).tiny).unsqueeze(-1)
 
 
 class SAGEConcatConv(MessagePassing):
@@ -153,7 +167,9 @@ class VidSageNet(nn.Module):
     Each layer is followed by ReLU, dropout and L2 normalisation (paper 3.3).
     The output is the last layer's embedding (``jumping_knowledge=False``) or
     the concatenation of the normalised input and every layer's embedding
-    (``True``), so that what the input features know is kept.
+    (``True``), so that what the input features know is kept; with
+    ``input_mean=True`` the weighted mean of the neighbours' input features (a
+    parameter-free graph convolution, as in SGC/SIGN) follows the input.
 
     Parameters
     ----------
@@ -176,6 +192,8 @@ class VidSageNet(nn.Module):
         Dropout after each layer.
     jumping_knowledge : bool, default=True
         Output ``[x, h_1, ..., h_L]`` instead of ``h_L``.
+    input_mean : bool, default=False
+        With ``jumping_knowledge``, output ``[x, mean_j x_j, h_1, ..., h_L]``.
     """
 
     def __init__(
@@ -189,6 +207,7 @@ class VidSageNet(nn.Module):
         share_weights=False,
         dropout=0.5,
         jumping_knowledge=True,
+        input_mean=False,
     ):
         super().__init__()
         widths = [in_channels, *hidden_channels]
@@ -199,6 +218,7 @@ class VidSageNet(nn.Module):
             )
         self.dropout = dropout
         self.jumping_knowledge = jumping_knowledge
+        self.input_mean = bool(input_mean and jumping_knowledge)
         layers = []
         for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             if share_weights and i > 0:
@@ -213,6 +233,7 @@ class VidSageNet(nn.Module):
                 raise ValueError(f"conv must be 'sage', 'gat' or 'gcn'; got {conv!r}")
         self.layers = nn.ModuleList(layers)
         self.out_channels = sum(widths) if jumping_knowledge else widths[-1]
+        self.out_channels += in_channels if self.input_mean else 0
 
     def layer_forward(self, i, x, edge_index, edge_weight):
         """Apply layer ``i`` then ReLU, dropout and L2 normalisation."""
@@ -227,8 +248,26 @@ class VidSageNet(nn.Module):
         self-supervised loss, and the network's output (``z`` or the
         jumping-knowledge concatenation).
         """
+        return self.inductive_forward(
+            [x] * len(self.layers), x, edge_index, edge_weight
+        )
+
+    def inductive_forward(self, sources, x, edge_index, edge_weight):
+        """Embed targets ``x`` linked to source nodes with known layer inputs.
+
+        ``sources[i]`` holds the input of layer ``i`` for the source nodes
+        (``sources[0]`` their normalised features). With ``sources[0] is x``
+        and every later entry ignored this is the ordinary forward pass on one
+        graph: each layer then reads its sources from the previous layer.
+        Returns ``(z, out)`` as :meth:`forward`.
+        """
+        same = sources[0] is x
         hs = [x]
         for i in range(len(self.layers)):
-            hs.append(self.layer_forward(i, hs[-1], edge_index, edge_weight))
-        out = torch.cat(hs, dim=-1) if self.jumping_knowledge else hs[-1]
-        return hs[-1], out
+            src = hs[-1] if same else sources[i]
+            hs.append(self.layer_forward(i, (src, hs[-1]), edge_index, edge_weight))
+        if not self.jumping_knowledge:
+            return hs[-1], hs[-1]
+        if self.input_mean:
+            hs.insert(1, neighbour_mean(sources[0], edge_index, edge_weight, len(x)))
+        return hs[-1], torch.cat(hs, dim=-1)

@@ -5,29 +5,55 @@ features, a graph between videos, and a GraphSAGE/GAT embedder trained without
 labels, evaluated with the YouTube-8M metrics.
 """
 
+import importlib
+
 from skvidsage._version import __version__
-from skvidsage.containers import VideoFeatures, VideoGraph
-from skvidsage.datasets import load_youtube8m
-from skvidsage.embed import VidSageEmbedder
-from skvidsage.graph import VideoGraphBuilder
-from skvidsage.metrics import (
-    gap_scorer,
-    global_average_precision_score,
-    hit_at_k_score,
-    hit_at_one_scorer,
-    make_youtube8m_scorer,
-    map_scorer,
-    mean_average_precision_score,
-    perr_score,
-    perr_scorer,
-    precision_at_equal_recall_rate_score,
-    top_k_accuracy_score,
-    top_k_scorer,
-)
+
+# Public names and their modules, imported on first use (PEP 562): importing a
+# light submodule such as the decoder (in every decoding worker process) must
+# not load torch and PyG.
+_METRICS = [
+    "gap_scorer",
+    "global_average_precision_score",
+    "hit_at_k_score",
+    "hit_at_one_scorer",
+    "make_youtube8m_scorer",
+    "map_scorer",
+    "mean_average_precision_score",
+    "perr_score",
+    "perr_scorer",
+    "precision_at_equal_recall_rate_score",
+    "top_k_accuracy_score",
+    "top_k_scorer",
+]
+_EXPORTS = {
+    "VideoFeatures": "containers",
+    "VideoGraph": "containers",
+    "load_youtube8m": "datasets",
+    "VidSageEmbedder": "embed",
+    "VideoFeaturizer": "featurize",
+    "VideoGraphBuilder": "graph",
+    **dict.fromkeys(_METRICS, "metrics"),
+}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"skvidsage.{_EXPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'skvidsage' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "VidSageEmbedder",
     "VideoFeatures",
+    "VideoFeaturizer",
     "VideoGraph",
     "VideoGraphBuilder",
     "__version__",

@@ -1,0 +1,85 @@
+"""Decode speed of ``skvidsage._decode.read_frames``: seeking versus not.
+
+For generated 5-s 320x240 clips (mpeg4/AVI and H.264/MP4 at two keyframe
+intervals) and the real clips in ``../shared/data/videos`` (when present), this
+prints the CPU time (best of ``--repeats``; decoding is single-threaded, so it
+is the wall time on an idle core) to read each clip at ``sample_rate=1``,
+``sample_rate=4`` and every frame, with ``seek=False`` (decode everything up to
+each target), ``seek=True`` (seek whenever a keyframe lies between) and
+``seek="auto"``, and the frames/s that implies for every-frame decoding.
+
+Run: ``python benchmarks/bench_decode.py [--repeats 7]``.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from skvidsage._decode import read_frames
+
+VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+
+
+def make_clip(path, codec, gop, seconds=5, fps=25, size=(240, 320)):
+    rng = np.random.RandomState(0)
+    base = rng.randint(0, 256, (size[0] // 8, size[1] // 8, 3)).astype(np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = gop
+        for i in range(seconds * fps):  # a drifting texture: real motion
+            image = np.roll(base, i, axis=1).repeat(8, 0).repeat(8, 1)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def best_time(path, repeats, **kwargs):
+    """CPU seconds of the fastest of ``repeats`` reads (robust on a busy box)."""
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        video = read_frames(path, **kwargs)
+        times.append(time.process_time() - start)
+    return min(times), len(video)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [
+            make_clip(Path(tmp) / "mpeg4_gop12.avi", "mpeg4", 12),
+            make_clip(Path(tmp) / "h264_gop25.mp4", "libx264", 25),
+            make_clip(Path(tmp) / "h264_gop250.mp4", "libx264", 250),
+        ]
+        clips += sorted(VIDEOS.glob("*")) if VIDEOS.is_dir() else []
+        print(
+            f"{'clip':24} {'sampling':14} {'frames':>6} {'no seek':>9} "
+            f"{'seek':>9} {'auto':>9}  (CPU ms, best of {args.repeats})"
+        )
+        for clip in clips:
+            for name, kwargs in [
+                ("sample_rate=1", {"sample_rate": 1}),
+                ("sample_rate=4", {"sample_rate": 4}),
+                ("all frames", {}),
+            ]:
+                row = {}
+                for seek in (False, True, "auto"):
+                    row[seek], n = best_time(clip, args.repeats, seek=seek, **kwargs)
+                extra = f"  {n / row[False]:7.0f} frames/s" if not kwargs else ""
+                print(
+                    f"{clip.name[:24]:24} {name:14} {n:6d} {row[False] * 1e3:9.1f} "
+                    f"{row[True] * 1e3:9.1f} {row['auto'] * 1e3:9.1f}{extra}"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -20,24 +20,8 @@ __all__ = [
     "encode_object_sets",
     "float32_ceil",
     "normalize_rows",
-    "resolve_device",
     "similarity_from_cosine",
 ]
-
-
-def resolve_device(device):
-    """Return the ``torch.device`` for ``device`` ("auto": CUDA if present)."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid torch device: {exc}"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} but CUDA is not available.")
-    return device
 
 
 def float32_ceil(x):

@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skvidsage._device import resolve_device
 from skvidsage._sampler import CSRGraph
 from skvidsage._training import deterministic, expected_batch_nodes, train
 from skvidsage.containers import VideoGraph
@@ -23,13 +24,6 @@ from skvidsage.graph import VideoGraphBuilder
 from skvidsage.nn import VidSageNet
 
 __all__ = ["VidSageEmbedder"]
-
-
-def resolve_device(device):
-    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _normalize(features):

@@ -15,15 +15,10 @@ from tqdm.auto import tqdm
 from skvidsage._backbones import load_backbone
 from skvidsage._decode import VideoDecodeError, VideoDecodeWarning, iter_decoded
 from skvidsage._detectors import load_detector
+from skvidsage._device import resolve_device
 from skvidsage.containers import VideoFeatures
 
 __all__ = ["VideoFeaturizer"]
-
-
-def _resolve_device(device):
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _input_kind(X):
@@ -281,7 +276,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
         if kind == "features" and self.detector is not None:
             raise ValueError("A detector needs frames or files, not frame features.")
         self.input_kind_ = kind
-        self.device_ = _resolve_device(self.device)
+        self.device_ = resolve_device(self.device)
         self.backbone_ = (
             None
             if self.backbone is None

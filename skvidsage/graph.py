@@ -17,11 +17,11 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skvidsage._device import resolve_device
 from skvidsage._neighbors import (
     build_edges,
     encode_object_sets,
     normalize_rows,
-    resolve_device,
 )
 from skvidsage.containers import VideoFeatures, VideoGraph
 

@@ -7,7 +7,7 @@ labels, evaluated with the YouTube-8M metrics.
 
 import importlib
 
-from skvidsage._version import __version__
+from skvidsage._version import __version__ as __version__
 
 # Public names and their modules, imported on first use (PEP 562): importing a
 # light submodule such as the decoder (in every decoding worker process) must
@@ -50,24 +50,4 @@ def __dir__():
     return sorted([*globals(), *_EXPORTS])
 
 
-__all__ = [
-    "VidSageEmbedder",
-    "VideoFeatures",
-    "VideoFeaturizer",
-    "VideoGraph",
-    "VideoGraphBuilder",
-    "__version__",
-    "gap_scorer",
-    "global_average_precision_score",
-    "hit_at_k_score",
-    "hit_at_one_scorer",
-    "load_youtube8m",
-    "make_youtube8m_scorer",
-    "map_scorer",
-    "mean_average_precision_score",
-    "perr_score",
-    "perr_scorer",
-    "precision_at_equal_recall_rate_score",
-    "top_k_accuracy_score",
-    "top_k_scorer",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])

@@ -1,13 +1,28 @@
 import re
+import subprocess
+import sys
 
 import skvidsage
+import skvidsage.metrics
 
 
 def test_version_is_pep440():
     assert re.fullmatch(r"\d+\.\d+\.\d+([.-]?(dev|a|b|rc)\d+)?", skvidsage.__version__)
 
 
-def test_all_names_exist_and_are_sorted():
+def test_public_names_exist():
     for name in skvidsage.__all__:
         assert hasattr(skvidsage, name), name
-    assert skvidsage.__all__ == sorted(skvidsage.__all__)
+    estimators = {"VidSageEmbedder", "VideoFeaturizer", "VideoGraphBuilder"}
+    assert estimators | {"VideoFeatures", "VideoGraph", "load_youtube8m"} <= set(
+        skvidsage.__all__
+    )
+    # every metric and scorer of the metrics module is exported at the top
+    assert set(skvidsage.metrics.__all__) <= set(skvidsage.__all__)
+    assert "no_such_name" not in dir(skvidsage)
+
+
+def test_importing_the_decoder_does_not_load_torch():
+    code = "import sys, skvidsage._decode; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -243,6 +243,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
         self._fit(X)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
         """Fit and featurise ``X`` (each video decoded once).
 
@@ -261,7 +262,6 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
         return self._fit(X, keep_output=True)
 
     def _fit(self, X, keep_output=False):
-        self._validate_params()
         kind, items = _input_kind(X)
         if kind == "features" and self.backbone is not None:
             raise ValueError(
@@ -295,7 +295,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
             self.n_frame_features_ = widths.pop()
         if self.n_components is None and not keep_output:
             return self
-        frame_features, objects, failed = self._frame_features(items)
+        frame_features, objects = self._frame_features(items)
         if self.n_components is not None:
             ok = [f for f in frame_features if f is not None]
             if not ok:
@@ -327,7 +327,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
             raise TypeError(
                 f"fit saw {self.input_kind_} items; transform got {kind} items."
             )
-        frame_features, objects, _ = self._frame_features(items)
+        frame_features, objects = self._frame_features(items)
         return self._output(frame_features, objects)
 
     def _sampling(self):
@@ -338,11 +338,11 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
     def _frame_features(self, items):
         """Per-video frame features (T, D) and object sets; None for failures."""
         n = len(items)
-        features, objects, failed = [None] * n, [frozenset()] * n, []
+        features, objects = [None] * n, [frozenset()] * n
         if self.input_kind_ == "features":
             for i, item in enumerate(items):
                 features[i] = self._sample_rows(np.asarray(item, dtype=np.float32))
-            return features, objects, failed
+            return features, objects
         if self.input_kind_ == "path":
             sampling = self._sampling()
         else:  # in-memory frames have no clock: n_frames or every frame
@@ -355,7 +355,6 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
                 if self.on_error == "raise":
                     raise video
                 warnings.warn(str(video), VideoDecodeWarning, stacklevel=3)
-                failed.append(i)
                 bar.update(1)
                 continue
             if self.detector_ is not None:
@@ -372,7 +371,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
             self._run_backbone(pending, features)
             bar.update(len(pending))
         bar.close()
-        return features, objects, failed
+        return features, objects
 
     def _sample_rows(self, rows):
         if self.n_frames is None or self.n_frames >= len(rows):

@@ -4,11 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# one environment for everything: the demo and tests need matplotlib, docs sphinx
+EXTRAS ?= test,docs
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint docs clean
 
 venv:
-	@VENV=$(VENV) PYTHON=$(PYTHON) EXTRAS=test bash tools/venv.sh
+	@VENV=$(VENV) PYTHON=$(PYTHON) EXTRAS=$(EXTRAS) bash tools/venv.sh
 
 demo: venv
 	$(BIN)/python examples/demo.py $(DEMO_ARGS)
@@ -19,5 +21,9 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 
+docs: venv
+	$(BIN)/python -m sphinx -W --keep-going -b html -d docs/_build/doctrees docs docs/_build/html
+	@echo "docs built: docs/_build/html/index.html"
+
 clean:
-	rm -rf build *.egg-info .pytest_cache .ruff_cache
+	rm -rf build docs/_build docs/auto_examples docs/generated *.egg-info .pytest_cache .ruff_cache

@@ -13,9 +13,10 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from skvidsage._backbones import load_backbone
-from skvidsage._decode import VideoDecodeError, VideoDecodeWarning, iter_decoded
+from skvidsage._decode import VideoDecodeError, VideoDecodeWarning
 from skvidsage._detectors import load_detector
 from skvidsage._device import resolve_device
+from skvidsage._workers import iter_decoded
 from skvidsage.containers import VideoFeatures
 
 __all__ = ["VideoFeaturizer"]

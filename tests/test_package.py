@@ -22,7 +22,7 @@ def test_public_names_exist():
     assert "no_such_name" not in dir(skvidsage)
 
 
-def test_importing_the_decoder_does_not_load_torch():
-    code = "import sys, skvidsage._decode; print('torch' in sys.modules)"
+def test_importing_the_decoding_workers_does_not_load_torch():
+    code = "import sys, skvidsage._workers; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr

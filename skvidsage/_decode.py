@@ -32,6 +32,7 @@ _SEEK_MIN_SKIP_S = 0.5
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
 _MAX_ISSUES = 5
 
+
 class VideoDecodeError(ValueError):
     """A video file could not be read.
 
@@ -74,7 +75,6 @@ class VideoDecodeError(ValueError):
 
 class VideoDecodeWarning(UserWarning):
     """A video decoded only partly (damaged stream), or was skipped on error."""
-
 
 
 # --------------------------------------------------------------------------

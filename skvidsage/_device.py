@@ -2,7 +2,7 @@
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "usable_device"]
 
 
 def resolve_device(device):
@@ -17,4 +17,15 @@ def resolve_device(device):
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} but CUDA is not available.")
+    return device
+
+
+def usable_device(device):
+    """Return ``device``, or the CPU where ``device`` is CUDA but CUDA is absent.
+
+    A model fitted on a GPU and unpickled on a machine without one then runs
+    on the CPU instead of failing.
+    """
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return torch.device("cpu")
     return device

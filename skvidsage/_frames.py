@@ -24,9 +24,10 @@ from itertools import count
 import av
 import numpy as np
 
-__all__ = ["DecodedVideo", "ReadOptions", "sample_frame_array"]
+__all__ = ["DecodedVideo", "ReadOptions", "sample_frame_array", "sample_index"]
 
 _EPS = 1e-6  # seconds; tolerance when comparing frame times with targets
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class DecodedVideo:
@@ -68,8 +69,6 @@ class DecodedVideo:
         )
 
 
-
-
 @dataclass(frozen=True)
 class ReadOptions:
     """Which frames to keep from each video and how; checked on creation.
@@ -108,6 +107,7 @@ class ReadOptions:
         object.__setattr__(self, "resize", _check_resize(self.resize))
         if self.seek not in ("auto", True, False):
             raise ValueError(f"seek must be 'auto', True or False, got {self.seek!r}.")
+
 
 # --------------------------------------------------------------------------
 # parameters and targets
@@ -174,7 +174,6 @@ def _targets(duration, sample_rate, n_frames):
         return (k / sample_rate for k in count())
     n = max(1, math.ceil(duration * sample_rate - _EPS))
     return iter(np.arange(n) / sample_rate)
-
 
 
 # --------------------------------------------------------------------------
@@ -248,14 +247,13 @@ def _sample_array(array, options, fps):
     if sample_rate is not None and fps is None:
         raise ValueError("sample_rate needs the frame rate of the array: pass fps.")
     n = len(array)
-    rate = fps if fps is not None else 1.0  # n_frames only needs relative times
-    targets = _targets(n / rate, sample_rate, n_frames)
-    if targets is None:
-        index = np.arange(n)
-    else:
-        index = np.ceil(np.fromiter(targets, float) * rate - _EPS).astype(np.intp)
-        index = np.clip(index, 0, n - 1)
-    index = index[: options.max_frames]
+    index = sample_index(
+        n,
+        n_frames=n_frames,
+        sample_rate=sample_rate,
+        fps=fps,
+        max_frames=options.max_frames,
+    )
     if len(index) != n or np.any(index != np.arange(n)):
         array = array[index]
     size = _output_size(options.resize, *array.shape[1:3])
@@ -277,3 +275,37 @@ def _sample_array(array, options, fps):
     )
 
 
+def sample_index(n, *, n_frames=None, sample_rate=None, fps=None, max_frames=None):
+    """Return the indices of the frames the sampling rule keeps from ``n``.
+
+    Frame ``i`` is shown at ``i / fps`` (``fps`` is needed only with
+    ``sample_rate``). Used for in-memory frames and for precomputed frame
+    features, so that both sample like decoded files.
+
+    Parameters
+    ----------
+    n : int
+        Number of frames.
+    n_frames, sample_rate, fps, max_frames
+        As in :func:`sample_frame_array` (not checked here).
+
+    Returns
+    -------
+    ndarray of shape (n_kept,), dtype intp
+
+    Examples
+    --------
+    >>> from skvidsage._frames import sample_index
+    >>> sample_index(10, n_frames=4)
+    array([0, 3, 5, 8])
+    >>> sample_index(3, n_frames=5)  # more targets than frames: frames repeat
+    array([0, 1, 2, 2, 2])
+    """
+    rate = fps if fps is not None else 1.0  # n_frames only needs relative times
+    targets = _targets(n / rate, sample_rate, n_frames)
+    if targets is None:
+        index = np.arange(n)
+    else:
+        index = np.ceil(np.fromiter(targets, float) * rate - _EPS).astype(np.intp)
+        index = np.clip(index, 0, n - 1)
+    return index[:max_frames]

@@ -1,5 +1,6 @@
 """VidSageEmbedder: a graph neural network trained without labels (paper 3.3-3.5)."""
 
+import copy
 import numbers
 
 import numpy as np
@@ -16,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skvidsage._device import resolve_device
+from skvidsage._device import resolve_device, usable_device
 from skvidsage._sampler import CSRGraph
 from skvidsage._training import deterministic, expected_batch_nodes, train
 from skvidsage.containers import VideoGraph
@@ -159,7 +160,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Embeddings of the reference videos after each layer but the last: the
         inputs of layers 1..L-1 when queries are embedded (layer 0 reads the
         normalised ``reference_features_``).
-    reference_features_ : ndarray of shape (n_reference, n_features_in_)
+    reference_features_ : ndarray of shape (n_reference, `n_features_in_`)
         The training videos' features.
     graph_builder_ : VideoGraphBuilder or None
         The fitted builder, when ``fit`` got a feature array.
@@ -476,12 +477,15 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     @torch.inference_mode()
     def _embed(self, features, adjacency, block=4096):
-        device = self.device_
-        if device.type == "cuda" and not torch.cuda.is_available():
-            device = torch.device("cpu")  # fitted on a GPU, used without one
-        module = self.module_.to(device).eval()
+        device = usable_device(self.device_)
+        # float64: BLAS rounds a row's float32 product differently by its
+        # position in the batch; in double precision those differences vanish
+        # when the output is rounded to float32, so every row's embedding is
+        # the same whatever else is in the batch (and in whatever order)
+        dtype = torch.float64
+        module = copy.deepcopy(self.module_).to(device=device, dtype=dtype).eval()
         states = [_normalize(self.reference_features_).numpy(), *self.reference_states_]
-        refs = [torch.from_numpy(s).to(device) for s in states]
+        refs = [torch.from_numpy(s).to(device, dtype) for s in states]
         adjacency = sp.csr_matrix(adjacency)
         out = np.empty((features.shape[0], module.out_channels), dtype=np.float32)
         with deterministic(device):
@@ -490,11 +494,10 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 sub = CSRGraph.from_scipy(adjacency[start:stop])
                 edge_index, edge_weight = sub.edges()
                 edge_index = edge_index.to(device)
-                edge_weight = edge_weight.to(device)
-                x = _normalize(features[start:stop]).to(device)
+                edge_weight = edge_weight.to(device, dtype)
+                x = _normalize(features[start:stop]).to(device, dtype)
                 _, z = module.inductive_forward(refs, x, edge_index, edge_weight)
                 out[start:stop] = z.cpu().numpy()
-        self.module_ = module.cpu()
         return out
 
     def __sklearn_tags__(self):

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from skvidsage._backbones import load_backbone
 from skvidsage._decode import VideoDecodeError, VideoDecodeWarning
 from skvidsage._detectors import load_detector
-from skvidsage._device import resolve_device
+from skvidsage._device import resolve_device, usable_device
+from skvidsage._frames import sample_index
 from skvidsage._workers import iter_decoded
 from skvidsage.containers import VideoFeatures
 
@@ -348,6 +349,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
             sampling = self._sampling()
         else:  # in-memory frames have no clock: n_frames or every frame
             sampling = {"n_frames": self.n_frames, "max_frames": self.max_frames}
+        device = usable_device(self.device_)  # CPU for a GPU-fitted model on a CPU
         stream = iter_decoded(items, n_jobs=self.n_jobs, on_error="skip", **sampling)
         pending, n_pending = [], 0
         bar = tqdm(total=n, disable=not self.verbose, desc="featurize", unit="video")
@@ -360,30 +362,28 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
                 continue
             if self.detector_ is not None:
                 objects[i] = self.detector_.video_objects(
-                    self._detection_frames(video), self.device_
+                    self._detection_frames(video), device
                 )
             pending.append((i, video.frames))
             n_pending += len(video.frames)
             if n_pending >= self.batch_size:
-                self._run_backbone(pending, features)
+                self._run_backbone(pending, features, device)
                 bar.update(len(pending))
                 pending, n_pending = [], 0
         if pending:
-            self._run_backbone(pending, features)
+            self._run_backbone(pending, features, device)
             bar.update(len(pending))
         bar.close()
         return features, objects
 
     def _sample_rows(self, rows):
-        if self.n_frames is None or self.n_frames >= len(rows):
-            picked = rows
-        else:
-            picked = rows[
-                ((np.arange(self.n_frames) + 0.5) * len(rows) / self.n_frames).astype(
-                    int
-                )
-            ]
-        return picked[: self.max_frames] if self.max_frames else picked
+        """Sample precomputed frame features like the frames of a video."""
+        n_frames = self.n_frames
+        if n_frames is not None and n_frames >= len(rows):
+            n_frames = None  # every row once: features have no clock to repeat
+        return rows[
+            sample_index(len(rows), n_frames=n_frames, max_frames=self.max_frames)
+        ]
 
     def _detection_frames(self, video):
         if self.detection_rate is None or not np.isfinite(video.timestamps).all():
@@ -393,7 +393,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
         idx = np.unique(np.abs(t[None, :] - targets[:, None]).argmin(axis=1))
         return video.frames[idx]
 
-    def _run_backbone(self, pending, features):
+    def _run_backbone(self, pending, features, device):
         """Run the CNN over the frames of several videos, split back per video.
 
         Videos with frames of the same size share batches.
@@ -403,7 +403,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
             by_size.setdefault(f.shape[1:], []).append((i, f))
         for group in by_size.values():
             frames = np.concatenate([f for _, f in group])
-            out = self.backbone_.features(frames, self.device_, self.batch_size)
+            out = self.backbone_.features(frames, device, self.batch_size)
             start = 0
             for i, f in group:
                 features[i] = out[start : start + len(f)]

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skvidsage._device import resolve_device
+from skvidsage._device import resolve_device, usable_device
 from skvidsage._neighbors import (
     build_edges,
     encode_object_sets,
@@ -162,7 +162,7 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         machine without CUDA falls back to the CPU.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` has string column
         names.
 
@@ -351,13 +351,8 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         return q_sets, q_sizes, r_sets.T.tocsr(), r_sizes
 
     def __setstate__(self, state):
-        device = state.get("device_")
-        if (
-            isinstance(device, torch.device)
-            and device.type == "cuda"
-            and not torch.cuda.is_available()
-        ):
-            state["device_"] = torch.device("cpu")
+        if isinstance(state.get("device_"), torch.device):
+            state["device_"] = usable_device(state["device_"])
         super().__setstate__(state)
 
     def __sklearn_tags__(self):

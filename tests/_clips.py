@@ -17,7 +17,6 @@ CLIPS = {  # name: (codec, keyframe interval)
 }
 
 
-
 def stripes(index, size=(240, 320)):
     """An RGB frame whose 8 vertical stripes spell ``index`` in binary."""
     bits = (index >> np.arange(8)) & 1

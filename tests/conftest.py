@@ -60,8 +60,6 @@ def damaged(tmp_path_factory, clips):
     return path
 
 
-
-
 @pytest.fixture(scope="session")
 def array():
     """The stripes clip as an in-memory (T, 24, 32, 3) uint8 array."""

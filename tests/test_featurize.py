@@ -4,6 +4,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -241,3 +242,43 @@ def test_full_pipeline_on_generated_videos():
         ]
     ).fit(videos, y)
     assert (pipe.predict(videos) == y).mean() > 0.9
+
+
+def test_frame_features_are_sampled_like_frames():
+    # row i is (1, i): the mean says which rows were kept
+    rows = np.stack([np.ones(10), np.arange(10)], axis=1).astype(np.float32)
+    Z = VideoFeaturizer(backbone=None, n_frames=4).fit_transform([rows])
+    kept = rows[[0, 3, 5, 8]].mean(0)  # interval starts, as for decoded frames
+    np.testing.assert_allclose(Z[0], kept / np.linalg.norm(kept), rtol=1e-6)
+    Z = VideoFeaturizer(backbone=None, n_frames=20, max_frames=3).fit_transform(
+        [rows]
+    )  # more targets than rows: each row once, then the first max_frames
+    kept = rows[:3].mean(0)
+    np.testing.assert_allclose(Z[0], kept / np.linalg.norm(kept), rtol=1e-6)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the CPU-only case")
+def test_gpu_fitted_featurizer_runs_on_the_cpu_after_unpickling(clips):
+    feat = VideoFeaturizer(sample_rate=2.0, detector=_color_detector).fit(clips)
+    expected = feat.transform(list(clips))
+    feat.device_ = torch.device("cuda")  # as if fitted on a GPU machine
+    loaded = pickle.loads(pickle.dumps(feat))
+    out = loaded.transform(list(clips))
+    np.testing.assert_array_equal(out.features, expected.features)
+    assert out.object_sets == expected.object_sets
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_features_match_cpu_and_pickle_to_cpu(clips):
+    params = dict(sample_rate=2.0, detector="ssdlite320_mobilenet_v3_large")
+    gpu = VideoFeaturizer(device="cuda", **params).fit(list(clips))
+    assert gpu.device_.type == "cuda"
+    out = gpu.transform(list(clips))
+    cpu = VideoFeaturizer(device="cpu", sample_rate=2.0).fit(list(clips))
+    # cuDNN kernels differ from the CPU's in the last bits
+    np.testing.assert_allclose(out.features, cpu.transform(list(clips)), atol=1e-3)
+    assert all(isinstance(s, frozenset) for s in out.object_sets)
+    # the pickle holds CPU tensors: it loads where CUDA is absent
+    state = pickle.loads(pickle.dumps(gpu)).backbone_.module.state_dict()
+    assert all(t.device.type == "cpu" for t in state.values())

@@ -79,6 +79,25 @@ def test_iter_decoded_honours_the_active_joblib_backend(clips):
     assert [v.path for _, v in out] == [str(p) for p in videos]
 
 
+def test_iter_decoded_runs_on_a_dask_cluster(clips, bad_files):
+    distributed = pytest.importorskip("distributed")
+    videos = [*clips.values(), *bad_files]
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+        joblib.parallel_config(backend="dask"),
+    ):
+        out = list(iter_decoded(videos, n_frames=4, n_jobs=2, on_error="skip"))
+    assert [i for i, _ in out] == list(range(len(videos)))
+    for (_, result), path in zip(out, videos, strict=True):
+        assert result.path == str(path)
+    assert [len(v) for _, v in out[: len(clips)]] == [4] * len(clips)
+    reasons = [v.reason for _, v in out[len(clips) :]]
+    assert all(r.startswith(bad_files[p]) for r, p in zip(reasons, bad_files))
+
+
 def test_iter_decoded_on_error_warn(clips, bad_files):
     videos = [clips["mpeg4.avi"], *bad_files]
     with pytest.warns(VideoDecodeWarning) as record:

@@ -95,7 +95,8 @@ def test_iter_decoded_runs_on_a_dask_cluster(clips, bad_files):
         assert result.path == str(path)
     assert [len(v) for _, v in out[: len(clips)]] == [4] * len(clips)
     reasons = [v.reason for _, v in out[len(clips) :]]
-    assert all(r.startswith(bad_files[p]) for r, p in zip(reasons, bad_files))
+    for reason, path in zip(reasons, bad_files, strict=True):
+        assert reason.startswith(bad_files[path]), (path, reason)
 
 
 def test_iter_decoded_on_error_warn(clips, bad_files):

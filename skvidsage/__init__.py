@@ -30,6 +30,7 @@ _EXPORTS = {
     "VideoFeatures": "containers",
     "VideoGraph": "containers",
     "load_youtube8m": "datasets",
+    "make_video_classification": "datasets",
     "VidSageEmbedder": "embed",
     "VideoFeaturizer": "featurize",
     "VideoGraphBuilder": "graph",

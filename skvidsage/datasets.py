@@ -1,7 +1,10 @@
-"""Dataset loaders.
+"""Dataset loaders and generators.
 
-:func:`load_youtube8m` reads YouTube-8M TFRecord files (video or frame level) into
-scikit-learn style arrays, without TensorFlow.
+- :func:`load_youtube8m` reads YouTube-8M TFRecord files (video or frame level)
+  into scikit-learn style arrays, without TensorFlow.
+- :func:`make_video_classification` generates a labelled video-classification
+  set as real ``.mp4`` files (cached under ``data_home``), for examples and
+  tests that need videos to decode.
 """
 
 import glob
@@ -14,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
+from skvidsage._synthetic import make_video_classification
 from skvidsage._tfrecord import (
     ProtobufDecodeError,
     TFRecordError,
@@ -25,7 +29,12 @@ from skvidsage._tfrecord import (
     sequence_example_spans,
 )
 
-__all__ = ["TFRecordError", "TFRecordWarning", "load_youtube8m"]
+__all__ = [
+    "TFRecordError",
+    "TFRecordWarning",
+    "load_youtube8m",
+    "make_video_classification",
+]
 
 YOUTUBE8M_N_CLASSES = 3862
 # Frame-level features are uint8-quantised over [-2, 2] (YouTube-8M starter code).

@@ -164,7 +164,8 @@ class _GATLayer(nn.Module):
 class VidSageNet(nn.Module):
     """The VidSage network: ``L`` weighted graph convolutions.
 
-    Each layer is followed by ReLU, dropout and L2 normalisation (paper 3.3).
+    Each layer but the last is followed by ReLU and dropout (paper 3.3), and
+    every layer by L2 normalisation; see :meth:`layer_forward`.
     The output is the last layer's embedding (``jumping_knowledge=False``) or
     the concatenation of the normalised input and every layer's embedding
     (``True``), so that what the input features know is kept; with
@@ -236,9 +237,20 @@ class VidSageNet(nn.Module):
         self.out_channels += in_channels if self.input_mean else 0
 
     def layer_forward(self, i, x, edge_index, edge_weight):
-        """Apply layer ``i`` then ReLU, dropout and L2 normalisation."""
+        """Apply layer ``i``, then ReLU and dropout (not after the last), then L2.
+
+        The last layer is linear and not dropped out, as in GraphSAGE's
+        reference code, where dropout acts on each layer's input. With the
+        paper's ReLU after it every embedding lies in the positive orthant,
+        where the negatives of the self-supervised loss cannot point away from
+        the anchor, and the cheapest way down is the zero vector: 99.5% of the
+        YouTube-8M training videos ended with an all-zero last layer. Dropout
+        on the output itself made the contrastive loss collapse every video to
+        nearly one point (tests/test_embed.py shows both).
+        """
         h = self.layers[i](x, edge_index, edge_weight)
-        h = F.dropout(F.relu(h), p=self.dropout, training=self.training)
+        if i < len(self.layers) - 1:
+            h = F.dropout(F.relu(h), p=self.dropout, training=self.training)
         return F.normalize(h, dim=-1)
 
     def forward(self, x, edge_index, edge_weight):

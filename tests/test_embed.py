@@ -7,9 +7,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
+from sklearn.datasets import make_blobs
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -342,3 +343,29 @@ def test_cuda_fit_matches_cpu_and_pickles_to_cpu_weights():
     loaded = pickle.loads(blob)
     loaded.device_ = torch.device("cpu")
     np.testing.assert_allclose(loaded.transform(X), Z, atol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["sage", "triplet", "contrastive"])
+def test_last_layer_alone_is_a_useful_embedding(loss):
+    # with a ReLU after the last layer, the sage loss drove every embedding of
+    # this set to zeros within 60 epochs, and with dropout on the output the
+    # contrastive loss pulled all videos together; without jumping knowledge
+    # the last layer is all the user gets
+    X, y = make_blobs(
+        n_samples=400, n_features=32, centers=4, cluster_std=4.0, random_state=0
+    )
+    emb = VidSageEmbedder(
+        hidden_dims=(128, 64),
+        max_epochs=60,
+        jumping_knowledge=False,
+        loss=loss,
+        random_state=0,
+    )
+    Z = emb.fit_transform(X.astype(np.float32))
+    assert Z.shape == (len(X), 64)
+    assert np.mean(np.abs(Z).sum(axis=1) == 0) < 0.01
+    # videos of different clusters lie apart (collapsed: 0.08 with contrastive)
+    D = np.linalg.norm(Z[:, None] - Z[None], axis=-1)
+    assert D[y[:, None] != y[None]].mean() > 0.3
+    score = cross_val_score(LogisticRegression(max_iter=1000), Z, y, cv=3).mean()
+    assert score > 0.9  # chance: 0.25

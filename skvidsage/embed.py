@@ -79,7 +79,8 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         \quad h_i^t \leftarrow h_i^t / \lVert h_i^t \rVert
 
     with :math:`h^0` the L2-normalised input features and :math:`w_{ij}` the
-    edge weights of :class:`~skvidsage.VideoGraphBuilder`.
+    edge weights of :class:`~skvidsage.VideoGraphBuilder`; the last layer has
+    no outer ReLU (nor dropout), which would let the loss collapse it to zero.
 
     Parameters
     ----------

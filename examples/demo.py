@@ -47,8 +47,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import normalize
 
 import skvidsage
-from skvidsage._tfrecord import encode_example, write_tfrecord
-from skvidsage.datasets import make_video_classification
+from skvidsage.datasets import dump_youtube8m, make_video_classification
 from skvidsage.metrics import (
     global_average_precision_score,
     hit_at_k_score,
@@ -70,14 +69,7 @@ def write_generated_yt8m(directory, *, n_files=10, per_file=300, random_state=0)
     for f in range(n_files):
         rows = range(f * per_file, (f + 1) * per_file)
         path = Path(directory) / f"generated{f:04d}.tfrecord"
-        write_tfrecord(path, (
-            encode_example({
-                "id": [f"vid{i:06d}".encode()],
-                "labels": np.flatnonzero(Y[i]),
-                "mean_rgb": X[i],
-            })
-            for i in rows
-        ))
+        dump_youtube8m(X[rows], Y[rows], path, ids=[f"vid{i:06d}" for i in rows])
         paths.append(path)
     return paths
 

@@ -35,8 +35,12 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize
 
-from skvidsage import VideoGraphBuilder, VidSageEmbedder, load_youtube8m
-from skvidsage._tfrecord import encode_example, write_tfrecord
+from skvidsage import (
+    VideoGraphBuilder,
+    VidSageEmbedder,
+    dump_youtube8m,
+    load_youtube8m,
+)
 
 FAST = os.environ.get("SKVIDSAGE_EXAMPLES_FAST", "") not in ("", "0")
 OUTPUT = Path(os.environ.get("SKVIDSAGE_OUTPUT", "skvidsage_output"))
@@ -60,14 +64,9 @@ def write_generated_yt8m(directory, *, n_files, per_file, n_features=256,
         topics = rng.randint(n_topics, size=per_file)
         X = normalize(centres[topics] + noise * rng.randn(per_file, n_features))
         path = Path(directory) / f"generated{f:04d}.tfrecord"
-        write_tfrecord(path, (
-            encode_example({
-                "id": [f"gen{f:02d}{i:04d}".encode()],
-                "labels": np.sort(topic_labels[t]).astype(np.int64),
-                "mean_rgb": X[i].astype(np.float32),
-            })
-            for i, t in enumerate(topics)
-        ))
+        labels = [topic_labels[t] for t in topics]
+        ids = [f"gen{f:02d}{i:04d}" for i in range(per_file)]
+        dump_youtube8m(X, labels, path, ids=ids)
         paths.append(path)
     return paths
 

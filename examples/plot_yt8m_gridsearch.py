@@ -46,13 +46,13 @@ from skvidsage import (
     VideoFeatures,
     VideoGraphBuilder,
     VidSageEmbedder,
+    dump_youtube8m,
     gap_scorer,
     hit_at_one_scorer,
     load_youtube8m,
     map_scorer,
     perr_scorer,
 )
-from skvidsage._tfrecord import encode_example, write_tfrecord
 
 FAST = os.environ.get("SKVIDSAGE_EXAMPLES_FAST", "") not in ("", "0")
 OUTPUT = Path(os.environ.get("SKVIDSAGE_OUTPUT", "skvidsage_output"))
@@ -76,18 +76,15 @@ def write_generated_yt8m(directory, *, n_files, per_file, n_features=256,
     for f in range(n_files):
         topics = rng.randint(n_topics, size=per_file)
         X = normalize(centres[topics] + noise * rng.randn(per_file, n_features))
-        records = []
-        for i, t in enumerate(topics):
-            labels = set(topic_labels[t].tolist())
+        labels = []
+        for t in topics:
+            video_labels = set(topic_labels[t].tolist())
             if rng.rand() < 0.3:
-                labels.add(int(rng.randint(n_classes)))
-            records.append(encode_example({
-                "id": [f"gen{f:02d}{i:04d}".encode()],
-                "labels": np.array(sorted(labels), dtype=np.int64),
-                "mean_rgb": X[i].astype(np.float32),
-            }))
+                video_labels.add(int(rng.randint(n_classes)))
+            labels.append(sorted(video_labels))
         path = Path(directory) / f"generated{f:04d}.tfrecord"
-        write_tfrecord(path, records)
+        ids = [f"gen{f:02d}{i:04d}" for i in range(per_file)]
+        dump_youtube8m(X, labels, path, ids=ids)
         paths.append(path)
     return paths
 

@@ -29,6 +29,7 @@ _METRICS = [
 _EXPORTS = {
     "VideoFeatures": "containers",
     "VideoGraph": "containers",
+    "dump_youtube8m": "datasets",
     "load_youtube8m": "datasets",
     "make_video_classification": "datasets",
     "VidSageEmbedder": "embed",

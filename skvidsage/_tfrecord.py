@@ -475,7 +475,7 @@ def _encode_feature(value, packed):
     array = np.asarray(value)
     if array.ndim > 1:
         raise ValueError(f"feature values must be 1-D, got shape {array.shape}")
-    if array.dtype.kind == "f" or array.size == 0:
+    if array.dtype.kind == "f" or (array.size == 0 and array.dtype.kind not in "iub"):
         raw = array.astype("<f4").tobytes()
         if packed:
             body = _delimited(1, raw) if raw else b""

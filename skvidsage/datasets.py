@@ -1,7 +1,8 @@
 """Dataset loaders and generators.
 
 - :func:`load_youtube8m` reads YouTube-8M TFRecord files (video or frame level)
-  into scikit-learn style arrays, without TensorFlow.
+  into scikit-learn style arrays, without TensorFlow; :func:`dump_youtube8m`
+  writes video-level features and labels in that format.
 - :func:`make_video_classification` generates a labelled video-classification
   set as real ``.mp4`` files (cached under ``data_home``), for examples and
   tests that need videos to decode.
@@ -24,14 +25,17 @@ from skvidsage._tfrecord import (
     TFRecordReader,
     TFRecordWarning,
     decode_feature,
+    encode_example,
     example_spans,
     feature_list_spans,
     sequence_example_spans,
+    write_tfrecord,
 )
 
 __all__ = [
     "TFRecordError",
     "TFRecordWarning",
+    "dump_youtube8m",
     "load_youtube8m",
     "make_video_classification",
 ]
@@ -358,12 +362,10 @@ def load_youtube8m(
     Examples
     --------
     >>> import tempfile, numpy as np
-    >>> from skvidsage._tfrecord import encode_example, write_tfrecord
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> records = [encode_example({"id": b"v%d" % i, "labels": [i, 7],
-    ...                            "mean_rgb": np.full(4, i, dtype=np.float32)})
-    ...            for i in range(3)]
-    >>> write_tfrecord(f"{tmp.name}/train0.tfrecord", records)
+    >>> X = np.repeat(np.arange(3, dtype=np.float32)[:, None], 4, axis=1)
+    >>> dump_youtube8m(X, [[0, 7], [1, 7], [2, 7]], f"{tmp.name}/train0.tfrecord",
+    ...                ids=["v0", "v1", "v2"])
     3
     >>> bunch = load_youtube8m(tmp.name)
     >>> bunch.data
@@ -454,4 +456,89 @@ def load_youtube8m(
         feature_names=feature_names,
         target_names=target_names,
         DESCR=descr,
+    )
+
+
+def dump_youtube8m(X, labels, path, *, ids=None, feature="mean_rgb"):
+    """Write video-level features and labels as a YouTube-8M TFRecord file.
+
+    The inverse of :func:`load_youtube8m` with ``level="video"`` (as
+    scikit-learn's ``dump_svmlight_file`` is of ``load_svmlight_file``): each
+    row becomes a ``tf.train.Example`` with ``id``, ``labels`` and the
+    feature, so data of one's own can go through the same loader, and tests
+    and examples can write small sets.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_videos, n_features)
+        Video-level features, written as float32.
+    labels : sequence of sequences of int, or array-like of shape (n_videos, n_classes)
+        The class ids of each video (a label indicator matrix, dense or
+        sparse, is turned into ids). Ids lie in ``[0, 3862)``, YouTube-8M's
+        vocabulary, for :func:`load_youtube8m` to read them.
+    path : str or os.PathLike
+        The file to write (overwritten).
+    ids : sequence of str, default=None
+        Video ids; default ``"vid0"``, ``"vid1"``, ...
+    feature : str, default="mean_rgb"
+        The feature's name.
+
+    Returns
+    -------
+    n_written : int
+        The number of videos written.
+
+    Raises
+    ------
+    ValueError
+        When the lengths of ``X``, ``labels`` and ``ids`` differ, or a label
+        is not an integer in ``[0, 3862)`` (naming the row).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump_youtube8m([[0.5, 1.0], [2.0, 0.0]], [[3], [1, 3]],
+    ...                f"{tmp.name}/part0.tfrecord")
+    2
+    >>> load_youtube8m(tmp.name, classes=[1, 3]).target.toarray()
+    array([[0, 1],
+           [1, 1]], dtype=int32)
+    >>> tmp.cleanup()
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-d (n_videos, n_features); got shape {X.shape}.")
+    if sp.issparse(labels):
+        labels = [row.indices for row in sp.csr_matrix(labels)]
+    elif isinstance(labels, np.ndarray) and labels.ndim == 2:
+        labels = [np.flatnonzero(row) for row in labels]
+    labels = list(labels)
+    ids = [f"vid{i}" for i in range(len(X))] if ids is None else list(ids)
+    if not len(X) == len(labels) == len(ids):
+        raise ValueError(
+            f"X, labels and ids must have one entry per video; got {len(X)}, "
+            f"{len(labels)} and {len(ids)}."
+        )
+    checked = []
+    for i, row in enumerate(labels):
+        row = np.atleast_1d(np.asarray(row))
+        if row.size and (
+            not np.issubdtype(row.dtype, np.integer)
+            or row.min() < 0
+            or row.max() >= YOUTUBE8M_N_CLASSES
+        ):
+            raise ValueError(
+                f"labels[{i}] = {row.tolist()}: labels must be integer class ids "
+                f"in [0, {YOUTUBE8M_N_CLASSES})."
+            )
+        checked.append(row.astype(np.int64))
+    return write_tfrecord(
+        path,
+        (
+            encode_example(
+                {"id": [str(vid).encode()], "labels": row, feature: features}
+            )
+            for vid, row, features in zip(ids, checked, X, strict=True)
+        ),
     )

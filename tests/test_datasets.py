@@ -11,7 +11,12 @@ from skvidsage._tfrecord import (
     encode_sequence_example,
     write_tfrecord,
 )
-from skvidsage.datasets import TFRecordError, TFRecordWarning, load_youtube8m
+from skvidsage.datasets import (
+    TFRecordError,
+    TFRecordWarning,
+    dump_youtube8m,
+    load_youtube8m,
+)
 
 YT8M_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "yt8m"
 N_CLASSES = 3862
@@ -494,3 +499,47 @@ def test_real_paths_and_classes(yt8m):
     np.testing.assert_array_equal(
         subset.target.toarray(), yt8m.target[:n][:, classes].toarray()
     )
+
+
+def test_dump_youtube8m_round_trips(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.rand(7, 5).astype(np.float32)
+    labels = [[0], [3, 3861], [], [1, 2], [5], [0, 5], [2]]
+    assert dump_youtube8m(X, labels, tmp_path / "a.tfrecord") == 7
+    back = load_youtube8m(tmp_path, classes=[0, 1, 2, 3, 5, 3861])
+    np.testing.assert_array_equal(back.data, X)
+    assert back.ids.tolist() == [f"vid{i}" for i in range(7)]
+    expected = [{0}, {3, 3861}, set(), {1, 2}, {5}, {0, 5}, {2}]
+    ids = np.array([0, 1, 2, 3, 5, 3861])
+    got = [set(ids[row.indices].tolist()) for row in back.target.tocsr()]
+    assert got == expected
+    # an indicator matrix (dense or sparse) gives the same file
+    Y = np.zeros((7, 3862), int)
+    for i, row in enumerate(labels):
+        Y[i, row] = 1
+    for indicator in (Y, sp.csr_matrix(Y)):
+        dump_youtube8m(X, indicator, tmp_path / "b.tfrecord")
+        assert (tmp_path / "b.tfrecord").read_bytes() == (
+            tmp_path / "a.tfrecord"
+        ).read_bytes()
+    dump_youtube8m(
+        X[:2], [[1], [2]], tmp_path / "c.tfrecord", ids=["x", "y"], feature="mean_audio"
+    )
+    audio = load_youtube8m(tmp_path / "c.tfrecord", features=("mean_audio",))
+    assert audio.ids.tolist() == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    "X, labels, kwargs, match",
+    [
+        (np.zeros((2, 3)), [[1]], {}, "one entry per video"),
+        (np.zeros((2, 3)), [[1], [2]], {"ids": ["a"]}, "one entry per video"),
+        (np.zeros((2, 3)), [[1], [3862]], {}, r"labels\[1\] = \[3862\]"),
+        (np.zeros((2, 3)), [[1], [-1]], {}, r"labels\[1\]"),
+        (np.zeros((2, 3)), [[1], [0.5]], {}, r"labels\[1\]"),
+        (np.zeros(3), [[1]], {}, "X must be 2-d"),
+    ],
+)
+def test_dump_youtube8m_rejects_bad_input(tmp_path, X, labels, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dump_youtube8m(X, labels, tmp_path / "x.tfrecord", **kwargs)

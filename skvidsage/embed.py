@@ -485,15 +485,22 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # the same whatever else is in the batch (and in whatever order)
         dtype = torch.float64
         module = copy.deepcopy(self.module_).to(device=device, dtype=dtype).eval()
-        states = [_normalize(self.reference_features_).numpy(), *self.reference_states_]
-        refs = [torch.from_numpy(s).to(device, dtype) for s in states]
         adjacency = sp.csr_matrix(adjacency)
         out = np.empty((features.shape[0], module.out_channels), dtype=np.float32)
         with deterministic(device):
             for start in range(0, features.shape[0], block):
                 stop = min(start + block, features.shape[0])
-                sub = CSRGraph.from_scipy(adjacency[start:stop])
-                edge_index, edge_weight = sub.edges()
+                # only the reference videos these queries link to take part
+                block_adj = adjacency[start:stop]
+                used, local = np.unique(block_adj.indices, return_inverse=True)
+                block_adj = sp.csr_matrix(
+                    (block_adj.data, local.ravel(), block_adj.indptr),
+                    shape=(stop - start, len(used)),
+                )
+                refs = [_normalize(self.reference_features_[used])]
+                refs += [torch.from_numpy(s[used]) for s in self.reference_states_]
+                refs = [r.to(device, dtype) for r in refs]
+                edge_index, edge_weight = CSRGraph.from_scipy(block_adj).edges()
                 edge_index = edge_index.to(device)
                 edge_weight = edge_weight.to(device, dtype)
                 x = _normalize(features[start:stop]).to(device, dtype)

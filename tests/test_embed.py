@@ -125,11 +125,12 @@ def test_transform_is_row_independent():
         np.testing.assert_array_equal(emb.transform(X_new[order]), batch[order])
 
 
-def test_unlinked_video_gets_a_defined_embedding():
+@pytest.mark.parametrize("conv", ["sage", "gat", "gcn"])
+def test_unlinked_video_gets_a_defined_embedding(conv):
     rng = np.random.RandomState(0)
     X, _ = _clusters(rng)
     builder = VideoGraphBuilder(tau=2.0, n_neighbors=0)  # no link at all
-    emb = VidSageEmbedder(**FAST).fit(VideoGraphBuilder().fit_transform(X))
+    emb = VidSageEmbedder(conv=conv, **FAST).fit(VideoGraphBuilder().fit_transform(X))
     lonely = builder.fit(X).transform(rng.randn(4, X.shape[1]))
     assert lonely.adjacency.nnz == 0
     Z = emb.transform(lonely)

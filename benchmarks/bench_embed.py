@@ -2,9 +2,9 @@
 
 Times, on the dev split of ``bench_yt8m_quality.py`` (validate0000-0039 train,
 0040-0049 test): the graph build, the embedder's seconds per epoch, the
-inductive transform's throughput (videos per second, best of 3) next to the
-obvious alternative (re-fitting on train + test, which a transductive method
-needs), and the pickle sizes of the builder, the embedder and the whole
+inductive transform's throughput (videos per second, best of 3) and the
+latency of one video, next to the obvious alternative (re-fitting on train +
+test, which a transductive method needs), and the pickle sizes of the builder, the embedder and the whole
 pipeline (graph + embed + logistic-regression head) in one file.
 
 Usage::
@@ -68,6 +68,9 @@ def main(argv=None):
             f"{len(X_test) / emb_s:.0f} videos/s",
         )
     )
+    one = builder.transform(X_test[:1])
+    one_s, _ = best_of(5, lambda: emb.transform(one))
+    rows.append(("embedder transform, one video", f"{one_s * 1000:.0f} ms", ""))
     both = np.vstack([X, X_test])
     refit = VidSageEmbedder(max_epochs=args.epochs, random_state=0)
     refit_s, _ = best_of(1, lambda: refit.fit_transform(both))

@@ -568,6 +568,19 @@ map_scorer = make_youtube8m_scorer(mean_average_precision_score)
 gap_scorer = make_youtube8m_scorer(global_average_precision_score)
 hit_at_one_scorer = make_youtube8m_scorer(hit_at_k_score, k=1)
 perr_scorer = make_youtube8m_scorer(precision_at_equal_recall_rate_score)
+_SCORER_DOC = """Scorer for {what}, for ``cross_val_score`` and ``GridSearchCV``.
+
+Use as ``scoring={name}``. It calls ``predict_proba`` (else
+``decision_function``) and maps the columns through the estimator's
+``classes_``, so a fold that lacks a class is scored on the right columns.
+"""
+for _scorer, _name, _what in [
+    (map_scorer, "map_scorer", "mAP@20 (:func:`mean_average_precision_score`)"),
+    (gap_scorer, "gap_scorer", "GAP@20 (:func:`global_average_precision_score`)"),
+    (hit_at_one_scorer, "hit_at_one_scorer", "Hit@1 (:func:`hit_at_k_score`, ``k=1``)"),
+    (perr_scorer, "perr_scorer", "PERR (:func:`precision_at_equal_recall_rate_score`)"),
+]:
+    _scorer.__doc__ = _SCORER_DOC.format(what=_what, name=_name)
 
 
 def top_k_scorer(k=5):

@@ -4,8 +4,9 @@ Times, on the dev split of ``bench_yt8m_quality.py`` (validate0000-0039 train,
 0040-0049 test): the graph build, the embedder's seconds per epoch, the
 inductive transform's throughput (videos per second, best of 3) and the
 latency of one video, next to the obvious alternative (re-fitting on train +
-test, which a transductive method needs), and the pickle sizes of the builder, the embedder and the whole
-pipeline (graph + embed + logistic-regression head) in one file.
+test, which a transductive method needs), and the pickle sizes of the
+builder, the embedder and the whole pipeline (graph + embed +
+logistic-regression head) in one file.
 
 Usage::
 

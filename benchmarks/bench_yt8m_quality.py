@@ -76,6 +76,8 @@ def main(argv=None):
     parser.add_argument("--C", type=float, default=1.0,
                         help="inverse regularisation of the head (default 1)")
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--tau", default="0.3",
+                        help='graph threshold: a number or "auto" (default 0.3)')
     args = parser.parse_args(argv)
 
     X_train, Y_train, X_test, Y_test, classes = load_split(args.data)
@@ -84,11 +86,11 @@ def main(argv=None):
                                          normalize(X_test), Y_test, args.C,
                                          args.n_jobs), "", "", "")]
     t0 = time.perf_counter()
-    builder = VideoGraphBuilder()
+    builder = VideoGraphBuilder(tau=args.tau if args.tau == "auto" else float(args.tau))
     G_train = builder.fit_transform(X_train)
     G_test = builder.transform(X_test)
-    print(f"graph: {time.perf_counter() - t0:.1f} s, mean degree "
-          f"{G_train.adjacency.nnz / len(X_train):.1f}, builder pickle "
+    print(f"graph: {time.perf_counter() - t0:.1f} s, tau_ {builder.tau_:.3f}, "
+          f"mean degree {G_train.adjacency.nnz / len(X_train):.1f}, builder pickle "
           f"{len(pickle.dumps(builder)) / 2**20:.0f} MiB")
     for config in args.configs.split(","):
         conv, loss = config.split(":")

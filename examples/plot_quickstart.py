@@ -67,8 +67,10 @@ print("its objects:", sorted(data.object_sets[0]), "class:", data.target_names[0
 # that graph *without labels*. Both are fitted on the training videos only;
 # test videos are embedded inductively, through their links to the training
 # videos. The logistic regression is the only step that sees labels.
-# ``tau=0.5`` (default 0.3): these clips' features are close to each other,
-# and the default threshold would link each video to ``max_degree`` others.
+# ``tau="auto"`` (default 0.3): these clips' features are close to each
+# other, and the default threshold would link each video to ``max_degree``
+# others. ``"auto"`` learns the threshold in ``fit`` from the training
+# videos' ``n_neighbors``-th nearest neighbours (the fitted ``tau_``).
 files_train, files_test, y_train, y_test = train_test_split(
     data.filenames, data.target, test_size=0.3, stratify=data.target,
     random_state=0,
@@ -76,7 +78,7 @@ files_train, files_test, y_train, y_test = train_test_split(
 pipe = Pipeline(
     [
         ("features", VideoFeaturizer(n_jobs=2)),
-        ("graph", VideoGraphBuilder(tau=0.5, n_neighbors=10)),
+        ("graph", VideoGraphBuilder(tau="auto", n_neighbors=10)),
         ("embed", VidSageEmbedder(max_epochs=3 if FAST else 30, random_state=0)),
         ("clf", LogisticRegression(max_iter=1000)),
     ]

@@ -30,6 +30,8 @@ __all__ = ["VideoGraphBuilder"]
 # "auto" batch size: query rows per block such that the block of similarities
 # holds about this many float32 values (2**25 values = 128 MiB).
 _AUTO_BLOCK_VALUES = 2**25
+# reference videos whose k-th neighbour estimates tau="auto" (evenly spaced)
+_AUTO_TAU_SAMPLE = 2000
 
 
 def _split_input(X):
@@ -115,12 +117,19 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    tau : float, default=0.3
+    tau : float or "auto", default=0.3
         Threshold on :math:`g` for a visual link (:math:`g \ge \tau` links).
         :math:`g` lies in [-1, 1]: ``tau=0.3`` links videos within Euclidean
         distance 0.7 of each other (cosine >= 0.755); ``tau > 1``
         disables the threshold (links are then the ``n_neighbors`` nearest
         only); ``tau <= -1`` links everything (bounded by ``max_degree``).
+        Useful values depend on the features (the 10th neighbour of a
+        YouTube-8M video lies near :math:`g = -0.2`, a generated clip's near
+        0.4). ``"auto"`` learns it in ``fit`` (``tau_``): the
+        median, over the reference videos, of :math:`g` to their
+        ``n_neighbors``-th nearest other reference video (estimated on up to
+        2,000 evenly spaced ones), so that about half of them get more links
+        than the floor and the rest the floor. Needs ``n_neighbors >= 1``.
     n_neighbors : int, default=10
         Floor: each query is linked to at least its ``n_neighbors`` nearest
         reference videos, even below ``tau`` (capped at ``n_reference``). ``0``
@@ -152,6 +161,8 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     ----------
     reference_ : ndarray of shape (n_reference, n_features), float32
         The reference videos' features as given to ``fit`` (not normalised).
+    tau_ : float
+        The threshold in use: ``tau``, or the learned one for ``"auto"``.
     object_sets_ : list of frozenset or None
         The reference videos' object labels; None without object sets.
     object_vocabulary_ : dict or None
@@ -211,7 +222,7 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "tau": [Interval(Real, None, None, closed="neither")],
+        "tau": [Interval(Real, None, None, closed="neither"), StrOptions({"auto"})],
         "n_neighbors": [Interval(Integral, 0, None, closed="left")],
         "max_degree": [Interval(Integral, 1, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left")],
@@ -271,8 +282,16 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
                 f"{self.n_neighbors}: the cap would remove the guaranteed "
                 "nearest neighbours."
             )
+        if self.tau == "auto" and (self.n_neighbors < 1 or features.shape[0] < 2):
+            raise ValueError(
+                "tau='auto' learns the threshold from each reference video's "
+                "n_neighbors-th nearest other one: it needs n_neighbors >= 1 and "
+                f"at least 2 reference videos (got n_neighbors={self.n_neighbors}, "
+                f"{features.shape[0]} videos)."
+            )
         self.device_ = resolve_device(self.device)
         self.reference_ = features
+        self.tau_ = self._auto_tau() if self.tau == "auto" else float(self.tau)
         self.object_sets_ = None if object_sets is None else list(object_sets)
         self.object_vocabulary_ = (
             None if object_sets is None else _vocabulary(object_sets)
@@ -311,7 +330,7 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
             indptr, indices, data = build_edges(
                 features,
                 R,
-                tau=self.tau,
+                tau=self.tau_,
                 n_neighbors=min(self.n_neighbors, n_ref),
                 max_degree=None
                 if self.max_degree is None
@@ -329,6 +348,27 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         )
         adjacency.has_sorted_indices = True
         return VideoGraph(features, adjacency)
+
+    def _auto_tau(self):
+        """Median ``g`` of the reference videos to their k-th nearest other one."""
+        n = self.reference_.shape[0]
+        k = min(self.n_neighbors, n - 1)
+        rows = np.unique(np.linspace(0, n - 1, min(n, _AUTO_TAU_SAMPLE)).astype(int))
+        with torch.inference_mode():
+            R, _ = normalize_rows(self.reference_, self.device_)
+            _, _, weights = build_edges(
+                self.reference_[rows],
+                R,
+                tau=2.0,  # no threshold: exactly the k + 1 nearest, self included
+                n_neighbors=k + 1,
+                max_degree=k + 1,
+                similarity_weight=True,  # (1 + g) / 2, g from the exact distance
+                batch_size=max(1, _AUTO_BLOCK_VALUES // n),
+                device=self.device_,
+            )
+            del R
+        kth = weights.reshape(len(rows), k + 1).min(axis=1)
+        return float(np.median(2.0 * kth.astype(np.float64) - 1.0))
 
     def _encode_semantic(self, object_sets):
         """Encode query and reference object sets for ``build_edges``."""

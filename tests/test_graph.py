@@ -639,3 +639,42 @@ def test_fit_is_idempotent():
     first = builder.fit(X).transform(Q)
     builder.fit(_blobs(rng, 15))
     _assert_same_graph(first, builder.fit(X).transform(Q))
+
+
+def test_tau_auto_is_the_median_kth_neighbour_similarity():
+    rng = np.random.RandomState(0)
+    X = rng.randn(300, 16).astype(np.float32)
+    builder = VideoGraphBuilder(tau="auto", n_neighbors=5).fit(X)
+    F = X / np.linalg.norm(X, axis=1, keepdims=True)
+    g = 1 - np.linalg.norm(F[:, None] - F[None], axis=-1)
+    np.fill_diagonal(g, -np.inf)
+    fifth = -np.sort(-g, axis=1)[:, 4]
+    assert builder.tau_ == pytest.approx(np.median(fifth), abs=1e-5)
+    # half of the training videos have their 5th other neighbour above it:
+    # 6+ links with the self link, the others the floor of 5
+    degree = np.diff(builder.transform(X).adjacency.indptr)
+    assert degree.min() == 5
+    assert 0.45 <= np.mean(degree >= 6) <= 0.55
+    # the learned threshold builds the graph the number would
+    fixed = VideoGraphBuilder(tau=builder.tau_, n_neighbors=5).fit(X)
+    Q = rng.randn(20, 16).astype(np.float32)
+    assert (builder.transform(Q).adjacency != fixed.transform(Q).adjacency).nnz == 0
+    assert VideoGraphBuilder(tau=0.3).fit(X).tau_ == 0.3
+
+
+def test_tau_auto_on_a_large_set_uses_a_sample():
+    rng = np.random.RandomState(1)
+    X = rng.randn(5000, 8).astype(np.float32)
+    tau = VideoGraphBuilder(tau="auto", n_neighbors=3).fit(X).tau_
+    F = X / np.linalg.norm(X, axis=1, keepdims=True)
+    rows = F[::10]  # an independent estimate from every 10th video
+    g = 1 - np.linalg.norm(rows[:, None] - F[None], axis=-1)
+    third = -np.sort(-g, axis=1)[:, 3]  # [:, 0] is the video itself
+    assert tau == pytest.approx(np.median(third), abs=0.01)
+
+
+@pytest.mark.parametrize("n_neighbors, n", [(0, 10), (3, 1)])
+def test_tau_auto_needs_a_neighbour(n_neighbors, n):
+    X = np.random.RandomState(0).randn(n, 4).astype(np.float32)
+    with pytest.raises(ValueError, match="tau='auto'"):
+        VideoGraphBuilder(tau="auto", n_neighbors=n_neighbors).fit(X)

@@ -1,4 +1,4 @@
-"""Fixtures shared by the decoding, worker and featurizer tests."""
+"""Fixtures shared by the frame, decoding and worker tests."""
 
 from fractions import Fraction
 

@@ -37,7 +37,7 @@ def _write_clip(path, colors, fps=5, size=(48, 64)):
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory):
+def colour_clips(tmp_path_factory):
     d = tmp_path_factory.mktemp("clips")
     red = _write_clip(d / "red.mp4", [(200, 30, 30)] * 10)
     blue = _write_clip(d / "blue.avi", [(30, 30, 200)] * 10)
@@ -49,21 +49,21 @@ def _arrays(rng, n=4):
     return [rng.randint(0, 255, (6, 40, 40, 3)).astype(np.uint8) for _ in range(n)]
 
 
-def test_files_give_normalised_rows_in_order(clips):
+def test_files_give_normalised_rows_in_order(colour_clips):
     feat = VideoFeaturizer(sample_rate=2.0)
-    Z = feat.fit_transform(list(clips))
+    Z = feat.fit_transform(list(colour_clips))
     assert Z.shape == (3, 1280) and Z.dtype == np.float32
     assert np.allclose(np.linalg.norm(Z, axis=1), 1, atol=1e-5)
     # same content, different container: near-identical; other colour: not
-    red, blue = feat.transform([clips[0]]), feat.transform([clips[1]])
+    red, blue = feat.transform([colour_clips[0]]), feat.transform([colour_clips[1]])
     np.testing.assert_allclose(Z[0], red[0], atol=1e-6)
     assert Z[0] @ Z[1] < 0.99 and red[0] @ blue[0] < 0.99
     # the half-red half-blue clip lies between them
     assert Z[2] @ Z[0] > Z[1] @ Z[0]
 
 
-def test_mean_of_frames_then_l2(clips):
-    feat = VideoFeaturizer(n_frames=4).fit(clips[:1])
+def test_mean_of_frames_then_l2(colour_clips):
+    feat = VideoFeaturizer(n_frames=4).fit(colour_clips[:1])
     rng = np.random.RandomState(0)
     frames = rng.randint(0, 255, (4, 40, 40, 3)).astype(np.uint8)
     per_frame = feat.backbone_.features(frames)
@@ -112,9 +112,9 @@ def _color_detector(frames):
     ]
 
 
-def test_callable_detector_gives_object_sets_for_the_graph(clips):
+def test_callable_detector_gives_object_sets_for_the_graph(colour_clips):
     feat = VideoFeaturizer(sample_rate=2.0, detector=_color_detector)
-    out = feat.fit_transform(list(clips))
+    out = feat.fit_transform(list(colour_clips))
     assert isinstance(out, VideoFeatures)
     assert out.object_sets == [
         frozenset({"red"}),
@@ -127,7 +127,7 @@ def test_callable_detector_gives_object_sets_for_the_graph(clips):
     assert A[0, 2] == pytest.approx(0.7 * 0.5) and A[0, 1] == 0
 
 
-def test_detection_rate_subsamples_frames(clips):
+def test_detection_rate_subsamples_frames(colour_clips):
     seen = []
 
     def counting(frames):
@@ -136,7 +136,7 @@ def test_detection_rate_subsamples_frames(clips):
 
     VideoFeaturizer(
         sample_rate=5.0, detector=counting, detection_rate=1.0
-    ).fit_transform([clips[0]])
+    ).fit_transform([colour_clips[0]])
     assert sum(seen) == 2  # a 2-s clip at 1 detection per second
 
 
@@ -153,12 +153,18 @@ def test_real_torchvision_detector_plumbing():
     assert all(isinstance(s, frozenset) for s in out.object_sets)
 
 
-def test_bad_files_raise_or_warn_keeping_rows(tmp_path, clips):
+def test_bad_files_raise_or_warn_keeping_rows(tmp_path, colour_clips):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     text = tmp_path / "notes.mp4"
     text.write_text("not a video")
-    videos = [clips[0], str(tmp_path / "missing.mp4"), str(empty), str(text), clips[1]]
+    videos = [
+        colour_clips[0],
+        str(tmp_path / "missing.mp4"),
+        str(empty),
+        str(text),
+        colour_clips[1],
+    ]
     with pytest.raises(VideoDecodeError, match="missing.mp4"):
         VideoFeaturizer().fit_transform(videos)
     with pytest.warns(VideoDecodeWarning) as record:
@@ -258,26 +264,28 @@ def test_frame_features_are_sampled_like_frames():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="tests the CPU-only case")
-def test_gpu_fitted_featurizer_runs_on_the_cpu_after_unpickling(clips):
-    feat = VideoFeaturizer(sample_rate=2.0, detector=_color_detector).fit(clips)
-    expected = feat.transform(list(clips))
+def test_gpu_fitted_featurizer_runs_on_the_cpu_after_unpickling(colour_clips):
+    feat = VideoFeaturizer(sample_rate=2.0, detector=_color_detector).fit(colour_clips)
+    expected = feat.transform(list(colour_clips))
     feat.device_ = torch.device("cuda")  # as if fitted on a GPU machine
     loaded = pickle.loads(pickle.dumps(feat))
-    out = loaded.transform(list(clips))
+    out = loaded.transform(list(colour_clips))
     np.testing.assert_array_equal(out.features, expected.features)
     assert out.object_sets == expected.object_sets
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_features_match_cpu_and_pickle_to_cpu(clips):
+def test_cuda_features_match_cpu_and_pickle_to_cpu(colour_clips):
     params = dict(sample_rate=2.0, detector="ssdlite320_mobilenet_v3_large")
-    gpu = VideoFeaturizer(device="cuda", **params).fit(list(clips))
+    gpu = VideoFeaturizer(device="cuda", **params).fit(list(colour_clips))
     assert gpu.device_.type == "cuda"
-    out = gpu.transform(list(clips))
-    cpu = VideoFeaturizer(device="cpu", sample_rate=2.0).fit(list(clips))
+    out = gpu.transform(list(colour_clips))
+    cpu = VideoFeaturizer(device="cpu", sample_rate=2.0).fit(list(colour_clips))
     # cuDNN kernels differ from the CPU's in the last bits
-    np.testing.assert_allclose(out.features, cpu.transform(list(clips)), atol=1e-3)
+    np.testing.assert_allclose(
+        out.features, cpu.transform(list(colour_clips)), atol=1e-3
+    )
     assert all(isinstance(s, frozenset) for s in out.object_sets)
     # the pickle holds CPU tensors: it loads where CUDA is absent
     state = pickle.loads(pickle.dumps(gpu)).backbone_.module.state_dict()

@@ -297,11 +297,14 @@ def _codec():
 
 
 def _encode(path, video, fps, codec):
-    """Write ``video`` (T, H, W, 3) uint8 to ``path`` (.mp4)."""
+    """Write ``video`` (T, H, W, 3) uint8 to ``path`` (.mp4).
+
+    ``path`` lies in a staging folder that replaces the set only once every
+    clip is written, so a half-written file is never seen.
+    """
     import av
 
-    tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = video.shape[1:3]
         stream.pix_fmt = "yuv420p"
@@ -314,7 +317,6 @@ def _encode(path, video, fps, codec):
             packets = stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24"))
             container.mux(packets)
         container.mux(stream.encode())
-    os.replace(tmp, path)
 
 
 def _write_clips(jobs, n_frames, shape, fps, codec):

@@ -155,14 +155,37 @@ def _jaccard_block(q_sets, q_sizes, r_sets_T, r_sizes, device):
     return torch.where(union > 0, inter / union.clamp(min=1.0), 0.0)
 
 
+# cosine above which a pair may be an exact copy (identical rows give 1 up to
+# float32 rounding, about 1e-6 in 1024 dimensions); those few pairs are then
+# compared exactly on the raw features
+_COPY_COSINE = 0.999
+
+
+def exact_copies(c, Q_block, R_raw):
+    """Pairs ``(row, col)`` of a block whose raw feature rows are identical.
+
+    ``c`` is the block's cosine-equivalent similarity (two zero rows have
+    ``c = 1``); only pairs with ``c > 0.999`` are compared, exactly, on the
+    raw float32 rows ``Q_block`` and ``R_raw``.
+    """
+    rows, cols = (c > _COPY_COSINE).nonzero(as_tuple=True)
+    if len(rows) == 0:
+        return rows, cols
+    r, k = rows.cpu().numpy(), cols.cpu().numpy()
+    same = np.all(Q_block[r] == R_raw[k], axis=1)
+    keep = torch.from_numpy(same).to(c.device)
+    return rows[keep], cols[keep]
+
+
 def build_edges(
     Q,
     R,
     *,
+    R_raw=None,
     tau,
     n_neighbors,
     max_degree,
-    similarity_weight,
+    visual_weight,
     batch_size,
     semantic=None,
     alpha=0.0,
@@ -177,16 +200,24 @@ def build_edges(
         Query features (not normalised).
     R : Tensor of shape (n_ref, d), float32, on ``device``
         L2-normalised reference features.
+    R_raw : ndarray of shape (n_ref, d), float32, default=None
+        The reference features as given. When set, a query is never linked to
+        a reference row identical to its own (itself in the training graph,
+        or an exact copy), and such a row does not count toward the floor or
+        the cap: the next nearest takes its place. None links them like any
+        other pair.
     tau : float
         Threshold on ``g``.
     n_neighbors : int
         Visual floor, already ``<= n_ref``.
     max_degree : int or None
         Cap on links per query, already ``<= n_ref``; None for no cap.
-    similarity_weight : bool
-        Visual weight ``(1 + g) / 2`` instead of 1. Links are chosen with
-        ``g`` from the float32 cosine; the weights of the chosen links use
-        ``g`` recomputed directly from the difference of the two rows.
+    visual_weight : callable or None
+        Visual weight of a link from the distance ``d`` of its two
+        normalised rows (a Tensor; see ``similarity_weight`` and
+        ``rbf_weight``), or None for 1. Links are chosen with ``g`` from the
+        float32 cosine; the weights of the chosen links use ``d`` recomputed
+        directly from the difference of the two rows.
     batch_size : int
         Query rows per block.
     semantic : tuple or None
@@ -215,11 +246,20 @@ def build_edges(
         Qb, q_nonzero = normalize_rows(Q[start:stop], device)
         any_zero = any_r_zero or not bool(q_nonzero.all())
         c = _cosine_block(Qb, q_nonzero, R, R_nonzero, any_zero)
+        floor = torch.full(
+            (stop - start,), n_neighbors, dtype=torch.int64, device=device
+        )
+        if R_raw is not None:
+            copy_rows, copy_cols = exact_copies(c, Q[start:stop], R_raw)
+            c[copy_rows, copy_cols] = -torch.inf  # never linked, never counted
+            # a row with m copies has only n_ref - m references left
+            left = n_ref - torch.bincount(copy_rows, minlength=stop - start)
+            floor = torch.minimum(floor, left)
         if semantic is None:
-            rows, cols = _visual_links(c, tau32, n_neighbors, max_degree)
+            rows, cols = _visual_links(c, tau32, floor, max_degree)
             del c
-            if similarity_weight:
-                w = _visual_weight(_pair_distance(Qb, R, rows, cols))
+            if visual_weight is not None:
+                w = visual_weight(_pair_distance(Qb, R, rows, cols))
             else:
                 w = torch.ones(len(rows), dtype=torch.float32, device=device)
         else:
@@ -230,12 +270,14 @@ def build_edges(
                 r_sizes,
                 device,
             )
+            if R_raw is not None:
+                jac[copy_rows, copy_cols] = 0.0
             rows, cols, jac, visual = _semantic_links(
-                c, jac, tau32, n_neighbors, max_degree, similarity_weight, alpha, beta
+                c, jac, tau32, floor, max_degree, visual_weight, alpha, beta
             )
             del c
-            if similarity_weight:
-                s = _visual_weight(_pair_distance(Qb, R, rows, cols))
+            if visual_weight is not None:
+                s = visual_weight(_pair_distance(Qb, R, rows, cols))
                 visual = visual * s
             w = alpha * jac
             w += beta * visual
@@ -267,21 +309,37 @@ def _pair_distance(Qb, R, rows, cols, max_values=2**24):
     return out
 
 
-def _visual_weight(d):
+def similarity_weight(d):
     """Similarity weight ``(1 + g) / 2 = 1 - d / 2`` of a visual link, > 0."""
     return torch.clamp(1.0 - 0.5 * d, min=torch.finfo(torch.float32).tiny)
 
 
-def _visual_links(c, tau32, n_neighbors, max_degree):
-    """LiteVidSage: link g >= tau, plus the top ``n_neighbors``, capped."""
+def rbf_weight(gamma):
+    """Return the RBF (heat-kernel) weight ``exp(-gamma d^2)``, > 0, of a link.
+
+    scikit-learn's ``LabelSpreading(kernel="rbf")`` weighs its graph so.
+    """
+
+    def weight(d):
+        w = torch.exp(-gamma * d.to(torch.float64) ** 2).to(torch.float32)
+        return torch.clamp(w, min=torch.finfo(torch.float32).tiny)
+
+    return weight
+
+
+def _visual_links(c, tau32, floor, max_degree):
+    """LiteVidSage: link g >= tau, plus the top ``floor[i]`` of row i, capped.
+
+    Excluded pairs have ``c = -inf``, so ``g = -inf``: below any threshold,
+    ranked last, and ``floor`` leaves them out.
+    """
     b, n_ref = c.shape
     if max_degree is None:
         g, _ = similarity_from_cosine(c)
         linked = g >= tau32
         del g
-        if n_neighbors:
-            k = torch.full((b,), n_neighbors, dtype=torch.int64, device=c.device)
-            fr, fc = _select_top([c], k)
+        if b and int(floor.max()):
+            fr, fc = _select_top([c], floor)
             linked[fr, fc] = True
         return linked.nonzero(as_tuple=True)
     # The links of a row are a prefix of its columns ranked by c (then by
@@ -290,13 +348,11 @@ def _visual_links(c, tau32, n_neighbors, max_degree):
     top = torch.topk(c, width, dim=1)
     g_top, _ = similarity_from_cosine(top[0])
     n_thr = (g_top >= tau32).sum(dim=1)
-    k = n_thr.clamp(min=n_neighbors, max=max_degree)
+    k = torch.minimum(torch.maximum(n_thr, floor), torch.full_like(floor, max_degree))
     return _select_top([c], k, top)
 
 
-def _semantic_links(
-    c, jac, tau32, n_neighbors, max_degree, similarity_weight, alpha, beta
-):
+def _semantic_links(c, jac, tau32, floor, max_degree, visual_weight, alpha, beta):
     """VidSage: ``w = alpha * Jaccard + beta * visual``, strongest kept.
 
     Returns the kept ``rows, cols`` with their Jaccard and visual indicator
@@ -306,13 +362,12 @@ def _semantic_links(
     g, d = similarity_from_cosine(c)
     visual = g >= tau32
     del g
-    if n_neighbors:
-        k = torch.full((b,), n_neighbors, dtype=torch.int64, device=c.device)
-        fr, fc = _select_top([c], k)
+    if b and int(floor.max()):
+        fr, fc = _select_top([c], floor)
         visual[fr, fc] = True
     w = alpha * jac
-    if similarity_weight:
-        w += beta * (visual * _visual_weight(d))
+    if visual_weight is not None:
+        w += beta * (visual * visual_weight(d))
     else:
         w += beta * visual
     del d

@@ -166,8 +166,8 @@ class VideoGraph:
     holds the links of query video ``i`` to the reference (training) videos,
     as in scikit-learn's ``KNeighborsTransformer``. For
     ``builder.fit_transform(X)`` queries and references are the same videos,
-    so ``adjacency`` is square and has each video's link to itself on the
-    diagonal (the embedder drops it).
+    so ``adjacency`` is square, with an empty diagonal: the builder never
+    links a video to itself (nor to an exact copy).
 
     Parameters
     ----------

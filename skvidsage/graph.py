@@ -22,6 +22,8 @@ from skvidsage._neighbors import (
     build_edges,
     encode_object_sets,
     normalize_rows,
+    rbf_weight,
+    similarity_weight,
 )
 from skvidsage.containers import VideoFeatures, VideoGraph
 
@@ -81,7 +83,12 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     (``visual_weight="binary"``, the paper's "weight one") or
     :math:`s(u, v) = (1 + g(u, v)) / 2 = 1 - \lVert f_u - f_v \rVert / 2 \in
     (0, 1]` (``"similarity"``; an exactly antipodal pair gets the smallest
-    positive float32 instead of 0, so it stays a link).
+    positive float32 instead of 0, so it stays a link) or the RBF (heat
+    kernel) weight :math:`s(u, v) = \exp(-\gamma \lVert f_u - f_v \rVert^2)
+    = \exp(-2 \gamma (1 - \cos(u, v)))` (``"rbf"``, as scikit-learn's
+    ``LabelSpreading``; also kept at least the smallest positive float32),
+    which weighs a near neighbour far above a distant one: the label vote
+    of :class:`~skvidsage.GraphSmoothingClassifier` gains from it.
 
     **Semantic edges** (VidSage), only when the videos come with object sets
     (a :class:`~skvidsage.containers.VideoFeatures`): with :math:`O_u` the
@@ -103,12 +110,16 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     still keeps at least ``min(n_neighbors, n_reference)`` links when
     ``beta > 0``.
 
-    **Self links**: in ``fit(X).transform(X)`` each video is its own most
-    similar reference (:math:`g = 1 \ge \tau`), so the square training graph
-    has its diagonal set, and that self link counts toward ``n_neighbors``
-    and ``max_degree``. :class:`~skvidsage.VidSageEmbedder` drops every link
-    between two videos with identical features (so the diagonal of its
-    training graph, and a query's link to an exact copy of itself).
+    **Self links and exact copies**: a video is never linked to a reference
+    video whose features are identical to its own. In ``fit(X).transform(X)``
+    (or ``fit_transform(X)``) that is the video itself, and a duplicated
+    video's copies; such a reference does not count toward ``n_neighbors``
+    or ``max_degree`` either, so the next nearest takes its place (as
+    scikit-learn's ``KNeighborsTransformer`` asks for one neighbour more).
+    A training video and an unseen one thus get the same number of real
+    neighbours, and the training graph has an empty diagonal. Identity is
+    tested on the features as given (float32), not on their direction:
+    ``x`` and ``2 x`` are distinct videos at :math:`g = 1`.
 
     All-zero feature rows have no direction; like
     ``sklearn.preprocessing.normalize`` we leave them at zero, so a zero row
@@ -144,8 +155,13 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     beta : float, default=0.3
         VidSage weight of the visual link. ``beta=0`` keeps only semantic
         links (and no floor).
-    visual_weight : {"binary", "similarity"}, default="binary"
-        Weight :math:`s` of a visual link: 1, or :math:`(1 + g) / 2`.
+    visual_weight : {"binary", "similarity", "rbf"}, default="binary"
+        Weight :math:`s` of a visual link: 1, :math:`(1 + g) / 2`, or
+        :math:`\exp(-\gamma \lVert f_u - f_v \rVert^2)`.
+    gamma : float, default=10.0
+        The RBF weight's :math:`\gamma` (``visual_weight="rbf"`` only); on
+        L2-normalised features a link at cosine 0.9 weighs
+        :math:`e^{-2} \approx 0.14` with the default.
     batch_size : int or "auto", default="auto"
         Query rows per block: a block holds ``batch_size * n_reference``
         float32 similarities (plus a few same-size temporaries). ``"auto"``
@@ -194,7 +210,7 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     Exact ties in the float32 similarity go to the lower reference index.
     The weights ``visual_weight="similarity"`` of the chosen links use
     :math:`g` recomputed directly as :math:`1 - \lVert f_u - f_v \rVert`
-    (float32 accurate: a self link weighs exactly 1).
+    (float32 accurate: two videos in the same direction weigh exactly 1).
 
     Each block of ``batch_size`` queries costs one ``(batch_size, d) @ (d,
     n_reference)`` product and a ``topk`` on the device; memory is
@@ -214,11 +230,11 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
     >>> X = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
     >>> graph = VideoGraphBuilder(tau=0.5, n_neighbors=1).fit_transform(X)
     >>> graph
-    VideoGraph(n_queries=3, n_reference=3, n_features=2, n_edges=5)
-    >>> graph.toarray()
-    array([[1., 1., 0.],
-           [1., 1., 0.],
-           [0., 0., 1.]], dtype=float32)
+    VideoGraph(n_queries=3, n_reference=3, n_features=2, n_edges=3)
+    >>> graph.toarray()  # no self links; video 2 gets its nearest other one
+    array([[0., 1., 0.],
+           [1., 0., 0.],
+           [0., 1., 0.]], dtype=float32)
     """
 
     _parameter_constraints: dict = {
@@ -227,7 +243,8 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         "max_degree": [Interval(Integral, 1, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
-        "visual_weight": [StrOptions({"binary", "similarity"})],
+        "visual_weight": [StrOptions({"binary", "similarity", "rbf"})],
+        "gamma": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
@@ -244,6 +261,7 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         alpha=0.7,
         beta=0.3,
         visual_weight="binary",
+        gamma=10.0,
         batch_size="auto",
         device="auto",
     ):
@@ -253,6 +271,7 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         self.alpha = alpha
         self.beta = beta
         self.visual_weight = visual_weight
+        self.gamma = gamma
         self.batch_size = batch_size
         self.device = device
 
@@ -330,12 +349,13 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
             indptr, indices, data = build_edges(
                 features,
                 R,
+                R_raw=self.reference_,
                 tau=self.tau_,
                 n_neighbors=min(self.n_neighbors, n_ref),
                 max_degree=None
                 if self.max_degree is None
                 else min(self.max_degree, n_ref),
-                similarity_weight=self.visual_weight == "similarity",
+                visual_weight=self._visual_weight(),
                 batch_size=batch_size,
                 semantic=semantic,
                 alpha=float(self.alpha),
@@ -349,25 +369,47 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         adjacency.has_sorted_indices = True
         return VideoGraph(features, adjacency)
 
+    def _visual_weight(self):
+        """Return the link-weight function of ``build_edges`` (None: one)."""
+        if self.visual_weight == "similarity":
+            return similarity_weight
+        if self.visual_weight == "rbf":
+            return rbf_weight(float(self.gamma))
+        return None
+
     def _auto_tau(self):
-        """Median ``g`` of the reference videos to their k-th nearest other one."""
+        """Median ``g`` of the reference videos to their k-th nearest other one.
+
+        "Other" as in ``transform``: exact copies of a video do not count.
+        """
         n = self.reference_.shape[0]
         k = min(self.n_neighbors, n - 1)
         rows = np.unique(np.linspace(0, n - 1, min(n, _AUTO_TAU_SAMPLE)).astype(int))
         with torch.inference_mode():
             R, _ = normalize_rows(self.reference_, self.device_)
-            _, _, weights = build_edges(
+            indptr, _, weights = build_edges(
                 self.reference_[rows],
                 R,
-                tau=2.0,  # no threshold: exactly the k + 1 nearest, self included
-                n_neighbors=k + 1,
-                max_degree=k + 1,
-                similarity_weight=True,  # (1 + g) / 2, g from the exact distance
+                R_raw=self.reference_,
+                tau=2.0,  # no threshold: exactly the k nearest others
+                n_neighbors=k,
+                max_degree=k,
+                visual_weight=similarity_weight,  # (1 + g) / 2, g exact
                 batch_size=max(1, _AUTO_BLOCK_VALUES // n),
                 device=self.device_,
             )
             del R
-        kth = weights.reshape(len(rows), k + 1).min(axis=1)
+        # the links of a row are its k nearest others, so the k-th is the
+        # weakest; a video whose copies leave fewer than k others has fewer
+        # links (its weakest is then its farthest), one with none is skipped
+        linked = np.diff(indptr) > 0
+        if not linked.any():
+            raise ValueError(
+                "tau='auto' learns the threshold from each reference video's "
+                "nearest other videos, but all the reference videos have "
+                "identical features. Give a number for tau."
+            )
+        kth = np.minimum.reduceat(weights, indptr[:-1][linked])
         return float(np.median(2.0 * kth.astype(np.float64) - 1.0))
 
     def _encode_semantic(self, object_sets):

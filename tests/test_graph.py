@@ -33,6 +33,9 @@ def _flip(k):
 
 
 _R = np.stack([_flip(0), _flip(1), _flip(4), _flip(8)])  # g to _BASE: 1, .5, 0, <0
+# A query at g = 1 from _R[0] that is not a copy of it (the builder never
+# links identical videos): the same direction, twice as long, exactly.
+_Q = 2 * _BASE[None, :]
 
 
 def _assert_same_graph(G1, G2, exact=True):
@@ -63,13 +66,18 @@ def _reference_graph(
     """The builder's rule, written out densely in float64, row by row."""
     Qn, Rn = normalize(Q), normalize(R)
     g = 1 - np.sqrt(((Qn[:, None, :] - Rn[None, :, :]) ** 2).sum(-1))
+    # a video is never linked to an identical one (itself, or a copy)
+    copy = np.all(
+        np.float32(Q)[:, None, :] == np.float32(R)[None, :, :], axis=-1
+    )
+    g[copy] = -np.inf
     n_q, n_r = g.shape
     A = np.zeros((n_q, n_r))
     index = np.arange(n_r)
     for i in range(n_q):
         by_similarity = np.lexsort((index, -g[i]))
         visual = g[i] >= tau
-        visual[by_similarity[: min(n_neighbors, n_r)]] = True
+        visual[by_similarity[: min(n_neighbors, n_r - copy[i].sum())]] = True
         s = np.ones(n_r) if visual_weight == "binary" else (1 + g[i]) / 2
         if q_sets is None:
             w = np.where(visual, s, 0.0)
@@ -77,6 +85,7 @@ def _reference_graph(
             inter = np.array([len(q_sets[i] & o) for o in r_sets])
             union = np.array([len(q_sets[i] | o) for o in r_sets])
             jaccard = np.divide(inter, union, out=np.zeros(n_r), where=union > 0)
+            jaccard[copy[i]] = 0.0
             w = alpha * jaccard + beta * visual * s
         keep = np.flatnonzero(w > 0)
         if max_degree is not None:
@@ -114,17 +123,30 @@ def _blobs(rng, n, d=8, centers=4):
 )
 def test_visual_threshold_at_the_boundary(tau, linked):
     builder = VideoGraphBuilder(tau=tau, n_neighbors=0).fit(_R)
-    G = builder.transform(_BASE[None, :])
+    G = builder.transform(_Q)
     np.testing.assert_array_equal(G.adjacency.indices, linked)
     np.testing.assert_array_equal(G.adjacency.data, np.ones(len(linked)))
 
 
 def test_visual_similarity_weight_is_one_plus_g_over_two():
     builder = VideoGraphBuilder(tau=-1.0, n_neighbors=0, visual_weight="similarity")
-    G = builder.fit(_R).transform(_BASE[None, :])
+    G = builder.fit(_R).transform(_Q)
     g = np.array([1.0, 0.5, 0.0, 1.0 - np.sqrt(2.0)])
     np.testing.assert_array_equal(G.toarray()[0, :3], [1.0, 0.75, 0.5])  # exact
     np.testing.assert_allclose(G.toarray()[0], (1 + g) / 2, rtol=1e-6)
+
+
+def test_rbf_weight_is_the_heat_kernel_of_the_distance():
+    builder = VideoGraphBuilder(tau=-1.0, n_neighbors=0, visual_weight="rbf", gamma=3.0)
+    G = builder.fit(_R).transform(_Q)
+    d = np.linalg.norm(
+        _R / np.linalg.norm(_R, axis=1, keepdims=True) - _BASE[None], axis=1
+    )
+    np.testing.assert_allclose(G.toarray()[0], np.exp(-3.0 * d**2), rtol=1e-6)
+    assert G.toarray()[0, 0] == 1.0  # the same direction: distance 0
+    far = VideoGraphBuilder(n_neighbors=1, visual_weight="rbf", gamma=1e6)
+    G = far.fit(_R[1:]).transform(-_R[1:2])
+    assert G.adjacency.nnz == 1 and G.adjacency.data[0] > 0  # stays a link
 
 
 def test_features_scale_does_not_matter():
@@ -141,7 +163,7 @@ def test_jaccard_weights():
     builder = VideoGraphBuilder(tau=2.0, n_neighbors=0, alpha=0.7, beta=0.3)
     builder.fit(VideoFeatures(_R, r_sets))
     q_sets = [{"a", "b"}, {"a", "z"}, set(), {"c", "d"}]
-    G = builder.transform(VideoFeatures(_R, q_sets))
+    G = builder.transform(VideoFeatures(2 * _R, q_sets))  # not copies of _R
     expected = 0.7 * np.array(
         [
             [1, 2 / 3, 0, 0],
@@ -160,19 +182,19 @@ def test_alpha_beta_mix(alpha, beta):
     r_sets = [{"a", "b"}, {"a", "b", "c"}, {"d"}, set()]
     builder = VideoGraphBuilder(tau=0.0, n_neighbors=0, alpha=alpha, beta=beta)
     builder.fit(VideoFeatures(_R, r_sets))
-    G = builder.transform(VideoFeatures(_BASE[None], [{"a", "b"}]))
+    G = builder.transform(VideoFeatures(_Q, [{"a", "b"}]))
     expected = [alpha * 1 + beta, alpha * 2 / 3 + beta, beta, 0.0]
     np.testing.assert_allclose(G.toarray()[0], expected, rtol=1e-6)
 
     builder.set_params(visual_weight="similarity").fit(VideoFeatures(_R, r_sets))
-    G = builder.transform(VideoFeatures(_BASE[None], [{"a", "b"}]))
+    G = builder.transform(VideoFeatures(_Q, [{"a", "b"}]))
     expected = [alpha + beta * 1.0, alpha * 2 / 3 + beta * 0.75, beta * 0.5, 0.0]
     np.testing.assert_allclose(G.toarray()[0], expected, rtol=1e-6)
 
 
 def test_semantic_link_without_visual_link_and_beta_zero():
     r_sets = [{"a"}, {"x"}, {"x"}, {"b"}]
-    q = VideoFeatures(_BASE[None], [{"b"}])
+    q = VideoFeatures(_Q, [{"b"}])
     # ref 3 is visually far (g < 0) but shares "b": a semantic link only
     G = VideoGraphBuilder(tau=0.4).fit(VideoFeatures(_R, r_sets)).transform(q)
     np.testing.assert_allclose(G.toarray()[0], [0.3, 0.3, 0.3, 0.7 + 0.3], rtol=1e-6)
@@ -200,13 +222,19 @@ def test_floor_links_an_isolated_query_to_its_nearest():
 
 def test_floor_larger_than_reference_links_everything():
     G = VideoGraphBuilder(tau=2.0, n_neighbors=10).fit(_R[:3]).transform(_R)
+    # every other reference video: the first three queries are copies of one
+    np.testing.assert_array_equal(np.diff(G.adjacency.indptr), [2, 2, 2, 3])
+    G = VideoGraphBuilder(tau=2.0, n_neighbors=10).fit(_R[:3]).transform(2 * _R)
     np.testing.assert_array_equal(np.diff(G.adjacency.indptr), [3, 3, 3, 3])
 
 
 def test_zero_floor_can_leave_a_query_without_links():
-    G = VideoGraphBuilder(tau=0.9, n_neighbors=0).fit(_R[1:]).transform(_R[3:])
-    # _flip(8) is the last ref; its only g >= 0.9 link is itself
+    G = VideoGraphBuilder(tau=0.9, n_neighbors=0).fit(_R[1:]).transform(2 * _R[3:])
+    # _flip(8) is the last ref; it is the only one at g >= 0.9
     np.testing.assert_array_equal(G.adjacency.indices, [2])
+    # ... and an exact copy of the query, which is never linked
+    G = VideoGraphBuilder(tau=0.9, n_neighbors=0).fit(_R[1:]).transform(_R[3:])
+    assert G.adjacency.nnz == 0
     G = VideoGraphBuilder(tau=0.9, n_neighbors=0).fit(_R[:3]).transform(_R[3:])
     assert G.adjacency.nnz == 0
     assert G.shape == (1, 3)
@@ -215,7 +243,7 @@ def test_zero_floor_can_leave_a_query_without_links():
 def test_cap_keeps_the_most_similar():
     # every visual link weighs 1: the cap keeps the largest g
     G = VideoGraphBuilder(tau=-1.0, n_neighbors=1, max_degree=2)
-    G = G.fit(_R[::-1]).transform(_BASE[None])
+    G = G.fit(_R[::-1]).transform(_Q)
     np.testing.assert_array_equal(G.adjacency.indices, [2, 3])  # g = 0.5, 1
 
 
@@ -225,7 +253,7 @@ def test_cap_keeps_the_strongest_weights_then_similarity():
     r_sets = [{"x"}, {"x"}, {"a"}, {"a", "b"}]
     builder = VideoGraphBuilder(tau=-0.5, n_neighbors=0, max_degree=3)
     builder.fit(VideoFeatures(_R, r_sets))
-    G = builder.transform(VideoFeatures(_BASE[None], [{"a", "b"}]))
+    G = builder.transform(VideoFeatures(_Q, [{"a", "b"}]))
     # ref0 and ref1 tie on w = 0.3; ref0 is more similar (g = 1 > 0.5)
     np.testing.assert_array_equal(G.adjacency.indices, [0, 2, 3])
     np.testing.assert_allclose(G.adjacency.data, [0.3, 0.3 + 0.35, 1.0], rtol=1e-6)
@@ -235,7 +263,7 @@ def test_cap_keeps_the_strongest_weights_then_similarity():
 def test_exact_ties_go_to_the_lower_index(batch_size):
     R = np.stack([_flip(8), _BASE, _flip(1), _BASE, _BASE, _flip(1)])
     builder = VideoGraphBuilder(tau=2.0, n_neighbors=2, batch_size=batch_size)
-    G = builder.fit(R).transform(np.stack([_BASE, _flip(1), _flip(8)]))
+    G = builder.fit(R).transform(2 * np.stack([_BASE, _flip(1), _flip(8)]))
     np.testing.assert_array_equal(G.adjacency.indices, [1, 3, 2, 5, 0, 2])
     # same with weights that tie too (every ref has the same objects)
     sets = [{"a"}] * 6
@@ -243,7 +271,7 @@ def test_exact_ties_go_to_the_lower_index(batch_size):
         tau=0.9, n_neighbors=0, max_degree=2, batch_size=batch_size
     )
     builder.fit(VideoFeatures(R, sets))
-    G = builder.transform(VideoFeatures(_BASE[None], [{"a"}]))
+    G = builder.transform(VideoFeatures(_Q, [{"a"}]))
     np.testing.assert_array_equal(G.adjacency.indices, [1, 3])
 
 
@@ -291,10 +319,13 @@ def test_kneighbors_graph_consistency():
     X, Q = rng.randn(300, 16), rng.randn(40, 16)
     nn = NearestNeighbors(n_neighbors=7).fit(normalize(X))
     builder = VideoGraphBuilder(tau=1.5, n_neighbors=7, max_degree=7).fit(X)
-    for queries in (X, Q):
-        A = builder.transform(queries).adjacency
-        expected = nn.kneighbors_graph(normalize(queries))
-        assert (A != expected).nnz == 0
+    A = builder.transform(Q).adjacency
+    assert (A != nn.kneighbors_graph(normalize(Q))).nnz == 0
+    # the training videos: like sklearn's kneighbors_graph() without X, each
+    # video's 7 nearest *other* videos
+    graphs = (builder.transform(X), clone(builder).fit_transform(X))
+    for A in (G.adjacency for G in graphs):
+        assert (A != nn.kneighbors_graph()).nnz == 0
 
 
 # --------------------------------------------------------------------------
@@ -353,16 +384,50 @@ def test_rows_are_independent_of_each_other():
         )
 
 
-def test_self_links_on_the_training_graph():
+def test_no_self_links_on_the_training_graph():
     rng = np.random.RandomState(3)
     X = rng.randn(30, 6)
     G = VideoGraphBuilder(tau=2.0, n_neighbors=1).fit_transform(X)
-    np.testing.assert_array_equal(G.toarray(), np.eye(30))  # self is the nearest
+    assert G.adjacency.diagonal().sum() == 0
+    nearest_other = NearestNeighbors(n_neighbors=1).fit(normalize(X)).kneighbors()[1]
+    np.testing.assert_array_equal(G.adjacency.indices, nearest_other.ravel())
     G = VideoGraphBuilder(
         tau=0.3, n_neighbors=3, visual_weight="similarity"
     ).fit_transform(X)
-    np.testing.assert_array_equal(G.adjacency.diagonal(), 1.0)  # g(u, u) = 1
-    assert (np.diff(G.adjacency.indptr) >= 3).all()
+    assert G.adjacency.diagonal().sum() == 0
+    assert (np.diff(G.adjacency.indptr) >= 3).all()  # 3 real neighbours each
+
+
+@pytest.mark.parametrize("with_sets", [False, True])
+def test_a_training_video_and_an_unseen_one_get_as_many_neighbours(with_sets):
+    rng = np.random.RandomState(4)
+    X, Q = _blobs(rng, 40), _blobs(rng, 15)
+    if with_sets:
+        X = VideoFeatures(X, [set()] * 40)
+        Q = VideoFeatures(Q, [set()] * 15)
+    builder = VideoGraphBuilder(tau=2.0, n_neighbors=4, max_degree=4).fit(X)
+    assert set(np.diff(builder.transform(X).adjacency.indptr)) == {4}
+    assert set(np.diff(builder.transform(Q).adjacency.indptr)) == {4}
+
+
+def test_exact_copies_are_never_linked():
+    rng = np.random.RandomState(5)
+    X = _blobs(rng, 20)
+    X[7] = X[3]  # a duplicated video
+    builder = VideoGraphBuilder(tau=2.0, n_neighbors=2, max_degree=2)
+    A = builder.fit_transform(X).adjacency.toarray()
+    assert A[3, 7] == 0 and A[7, 3] == 0 and A[3, 3] == 0
+    assert (np.count_nonzero(A, axis=1) == 2).all()  # the next nearest instead
+    # the same rule for an unseen video that is a copy of a reference video
+    q = builder.transform(X[[3]]).adjacency.toarray()
+    np.testing.assert_array_equal(q, A[[3]])
+    # a scaled copy is a distinct video at g = 1: linked
+    q = builder.transform(2 * X[[3]]).adjacency
+    assert set(q.indices) == {3, 7}
+    # only identical rows are left out: a query with every reference a copy
+    # of it has no link at all
+    G = VideoGraphBuilder(tau=-1.0, n_neighbors=3).fit(np.ones((4, 3)))
+    assert G.transform(np.ones((2, 3))).adjacency.nnz == 0
 
 
 def test_output_features_and_dtypes():
@@ -380,16 +445,23 @@ def test_zero_rows_stay_zero():
     R = np.array([[1.0, 0.0], [0.0, 0.0]])
     builder = VideoGraphBuilder(tau=-1.0, n_neighbors=0, visual_weight="similarity")
     G = builder.fit(R).transform(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]]))
+    # (two zero rows are identical videos: never linked)
     np.testing.assert_allclose(
-        G.toarray(), [[0.5, 1.0], [1.0, 0.5], [1 - np.sqrt(2) / 2, 0.5]], rtol=1e-6
+        G.toarray(), [[0.5, 0.0], [1.0, 0.5], [1 - np.sqrt(2) / 2, 0.5]], rtol=1e-6
     )
 
 
 def test_large_values_do_not_overflow():
     X = np.array([[3e38, 0.0], [3e38, 3e38], [-3e38, 1.0]], dtype=np.float32)
-    G = VideoGraphBuilder(tau=-1.0, visual_weight="similarity").fit_transform(X)
-    np.testing.assert_array_equal(G.adjacency.diagonal(), 1.0)
+    builder = VideoGraphBuilder(tau=-1.0, visual_weight="similarity")
+    G = builder.fit_transform(X)
     assert np.isfinite(G.adjacency.data).all()
+    # the same weights as for the rows scaled down (only directions matter)
+    np.testing.assert_array_equal(
+        G.toarray(), builder.fit_transform(X / np.float32(1e38)).toarray()
+    )
+    G = builder.fit(X).transform(X * np.float32(0.5))  # g = 1 to the same row
+    np.testing.assert_array_equal(G.adjacency.diagonal(), 1.0)
 
 
 def test_object_vocabulary():
@@ -651,10 +723,11 @@ def test_tau_auto_is_the_median_kth_neighbour_similarity():
     fifth = -np.sort(-g, axis=1)[:, 4]
     assert builder.tau_ == pytest.approx(np.median(fifth), abs=1e-5)
     # half of the training videos have their 5th other neighbour above it:
-    # 6+ links with the self link, the others the floor of 5
+    # 5+ threshold links; the others get the floor of 5
     degree = np.diff(builder.transform(X).adjacency.indptr)
-    assert degree.min() == 5
-    assert 0.45 <= np.mean(degree >= 6) <= 0.55
+    above = (g >= builder.tau_).sum(axis=1)
+    np.testing.assert_array_equal(degree, np.clip(above, 5, 50))
+    assert 0.45 <= np.mean(above >= 5) <= 0.55
     # the learned threshold builds the graph the number would
     fixed = VideoGraphBuilder(tau=builder.tau_, n_neighbors=5).fit(X)
     Q = rng.randn(20, 16).astype(np.float32)

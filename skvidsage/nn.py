@@ -14,25 +14,11 @@ from torch import nn
 from torch_geometric.nn import GATConv, MessagePassing
 from torch_geometric.utils import scatter
 
-__all__ = ["GCNMeanConv", "SAGEConcatConv", "VidSageNet", "neighbour_mean"]
+__all__ = ["GCNMeanConv", "SAGEConcatConv", "VidSageNet"]
 
 
 def _pair(x):
     return x if isinstance(x, tuple) else (x, x)
-
-
-def neighbour_mean(x_src, edge_index, edge_weight, n_dst):
-    r"""Average each target's neighbours, weighted by the edge weights.
-
-    Returns :math:`\sum_j w_{ij} x_j / \sum_j w_{ij}`; a target without
-    neighbours gets zeros.
-    """
-    src, dst = edge_index
-    agg = scatter(
-        edge_weight.unsqueeze(-1) * x_src[src], dst, 0, dim_size=n_dst, reduce="sum"
-    )
-    total = scatter(edge_weight, dst, 0, dim_size=n_dst, reduce="sum")
-    return agg / total.clamp(min=torch.finfo(agg.dtype).tiny).unsqueeze(-1)
 
 
 class SAGEConcatConv(MessagePassing):
@@ -167,10 +153,8 @@ class VidSageNet(nn.Module):
     Each layer but the last is followed by ReLU and dropout (paper 3.3), and
     every layer by L2 normalisation; see :meth:`layer_forward`.
     The output is the last layer's embedding (``jumping_knowledge=False``) or
-    the concatenation of the normalised input and every layer's embedding
-    (``True``), so that what the input features know is kept; with
-    ``input_mean=True`` the weighted mean of the neighbours' input features (a
-    parameter-free graph convolution, as in SGC/SIGN) follows the input.
+    the concatenation of every layer's embedding (``True``); the embedder
+    puts the input and its propagated blocks before it.
 
     Parameters
     ----------
@@ -192,9 +176,7 @@ class VidSageNet(nn.Module):
     dropout : float, default=0.5
         Dropout after each layer.
     jumping_knowledge : bool, default=True
-        Output ``[x, h_1, ..., h_L]`` instead of ``h_L``.
-    input_mean : bool, default=False
-        With ``jumping_knowledge``, output ``[x, mean_j x_j, h_1, ..., h_L]``.
+        Output ``[h_1, ..., h_L]`` instead of ``h_L``.
     """
 
     def __init__(
@@ -208,7 +190,6 @@ class VidSageNet(nn.Module):
         share_weights=False,
         dropout=0.5,
         jumping_knowledge=True,
-        input_mean=False,
     ):
         super().__init__()
         widths = [in_channels, *hidden_channels]
@@ -219,7 +200,6 @@ class VidSageNet(nn.Module):
             )
         self.dropout = dropout
         self.jumping_knowledge = jumping_knowledge
-        self.input_mean = bool(input_mean and jumping_knowledge)
         layers = []
         for i, (d_in, d_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             if share_weights and i > 0:
@@ -233,8 +213,7 @@ class VidSageNet(nn.Module):
             else:
                 raise ValueError(f"conv must be 'sage', 'gat' or 'gcn'; got {conv!r}")
         self.layers = nn.ModuleList(layers)
-        self.out_channels = sum(widths) if jumping_knowledge else widths[-1]
-        self.out_channels += in_channels if self.input_mean else 0
+        self.out_channels = sum(widths[1:]) if jumping_knowledge else widths[-1]
 
     def layer_forward(self, i, x, edge_index, edge_weight):
         """Apply layer ``i``, then ReLU and dropout (not after the last), then L2.
@@ -280,6 +259,4 @@ class VidSageNet(nn.Module):
             hs.append(self.layer_forward(i, (src, hs[-1]), edge_index, edge_weight))
         if not self.jumping_knowledge:
             return hs[-1], hs[-1]
-        if self.input_mean:
-            hs.insert(1, neighbour_mean(sources[0], edge_index, edge_weight, len(x)))
-        return hs[-1], torch.cat(hs, dim=-1)
+        return hs[-1], torch.cat(hs[1:], dim=-1)

@@ -22,7 +22,6 @@ from skvidsage import (
     VidSageEmbedder,
     load_youtube8m,
 )
-from skvidsage.embed import drop_identical_links
 from skvidsage.metrics import gap_scorer, hit_at_k_score, map_scorer
 
 YT8M = Path(__file__).resolve().parents[2] / "shared" / "data" / "yt8m"
@@ -58,7 +57,7 @@ def test_every_conv_and_loss_trains(conv, loss):
     X, _ = _clusters(rng)
     emb = VidSageEmbedder(conv=conv, loss=loss, **FAST).fit(X)
     Z = emb.transform(X)
-    assert Z.shape == (len(X), 12 + 12 + 16 + 8) and Z.dtype == np.float32
+    assert Z.shape == (len(X), 12 * 3 + 16 + 8) and Z.dtype == np.float32
     assert np.isfinite(Z).all()
     assert emb.n_iter_ == 5 and len(emb.loss_curve_) == 5
     assert np.isfinite(emb.loss_curve_).all()
@@ -137,14 +136,55 @@ def test_unlinked_video_gets_a_defined_embedding(conv):
     assert np.isfinite(Z).all() and np.abs(Z).sum() > 0
 
 
-def test_identical_videos_are_not_their_own_neighbours():
-    X = np.eye(4, dtype=np.float32)
-    A = sp.csr_matrix(np.ones((4, 4), dtype=np.float32))
-    dropped = drop_identical_links(A, X, X)
-    assert dropped.diagonal().sum() == 0 and dropped.nnz == 12
-    query = np.array([[0, 1, 0, 0], [0.5, 0.5, 0, 0]], dtype=np.float32)
-    dropped = drop_identical_links(sp.csr_matrix(np.ones((2, 4))), query, X)
-    assert dropped.toarray().tolist() == [[1, 0, 1, 1], [1, 1, 1, 1]]
+def _propagated(a, x_rows, A_ref, x_ref):
+    """[x, S x, S^2 x] of rows with links ``a``; reference side from A_ref."""
+    d = 1.0 + A_ref.sum(axis=1)
+    S = (A_ref + np.eye(len(A_ref))) / np.sqrt(np.outer(d, d))
+    d_q = 1.0 + a.sum(axis=1)
+    S_q = a / np.sqrt(np.outer(d_q, d))
+    s1 = S_q @ x_ref + x_rows / d_q[:, None]
+    s2 = S_q @ (S @ x_ref) + s1 / d_q[:, None]
+    return np.hstack([x_rows, s1, s2])
+
+
+@pytest.mark.parametrize("symmetrize", [False, True])
+def test_propagated_blocks_follow_sgc_row_by_row(symmetrize):
+    rng = np.random.RandomState(0)
+    X, _ = _clusters(rng)
+    builder = VideoGraphBuilder(n_neighbors=5)
+    G = builder.fit_transform(X)
+    emb = VidSageEmbedder(hops=2, symmetrize=symmetrize, random_state=0)
+    Z = emb.fit_transform(G)
+    A = G.adjacency.toarray().astype(np.float64)
+    assert np.diagonal(A).sum() == 0  # the builder owns self links
+    A_ref = np.maximum(A, A.T) if symmetrize else A
+    x = X / np.linalg.norm(X, axis=1, keepdims=True)
+    # every training video by its own links, the reference side from A_ref
+    np.testing.assert_allclose(Z, _propagated(A, x, A_ref, x), rtol=1e-5, atol=1e-6)
+    if not symmetrize:  # then it is SGC's S^k x on the training graph
+        d = 1.0 + A.sum(axis=1)
+        S = (A + np.eye(len(A))) / np.sqrt(np.outer(d, d))
+        np.testing.assert_allclose(Z[:, -12:], S @ S @ x, rtol=1e-5, atol=1e-6)
+    assert emb.module_ is None and emb.n_iter_ == 0
+    assert Z.shape[1] == emb.get_feature_names_out().shape[0]
+    # an unseen video: its own row of S, from the training videos' degrees
+    q = rng.randn(3, X.shape[1]).astype(np.float32)
+    Gq = builder.transform(q)
+    xq = q / np.linalg.norm(q, axis=1, keepdims=True)
+    expected = _propagated(Gq.adjacency.toarray().astype(np.float64), xq, A_ref, x)
+    np.testing.assert_allclose(emb.transform(Gq), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mean_propagation_and_no_hops():
+    X = np.eye(3, dtype=np.float32)
+    A = sp.csr_matrix(np.array([[0, 1, 3], [0, 0, 0], [1, 0, 0]], dtype=np.float32))
+    emb = VidSageEmbedder(hidden_dims=(), hops=1, propagation="mean")
+    Z = emb.fit_transform(VideoGraph(X, A))
+    np.testing.assert_allclose(Z[:, 3:], [[0, 0.25, 0.75], [0, 0, 0], [1, 0, 0]])
+    emb0 = VidSageEmbedder(hidden_dims=(), hops=0).fit(VideoGraph(X, A))
+    np.testing.assert_array_equal(emb0.transform(VideoGraph(X, A)), X)
+    with pytest.raises(ValueError, match="jumping_knowledge"):
+        VidSageEmbedder(hidden_dims=(), jumping_knowledge=False).fit(X)
 
 
 def test_edge_weights_reach_the_embedding():

@@ -1,0 +1,149 @@
+r"""Parameter-free propagation over the video graph, for reference and query rows.
+
+One operator, used by the embedder's propagated blocks (features, SGC-style)
+and by :class:`~skvidsage.GraphSmoothingClassifier` (labels and residuals,
+Correct-and-Smooth-style), so that both normalise the graph the same way.
+
+The reference (training) graph ``A`` comes from ``VideoGraphBuilder``: row
+``i`` holds the links of video ``i`` to the others, without self links. A
+query (unseen video) has links to the reference videos only, and no video
+links to a query: so each query is propagated from the fixed reference rows
+and its result depends on that row alone (inductive, row-independent).
+
+Every row, reference or query, follows the same rule, from its own links
+and the reference videos' degrees; a reference video's row is its query row
+for the graph as the builder gave it. So propagating the training videos as
+queries (``fit(X).transform(X)``) gives what fitting computed for them.
+
+``symmetrize=True`` makes the *reference side* symmetric, as SGC does with
+a k-NN graph: the degrees :math:`d_j` and the powers :math:`S^h X` of the
+reference videos are those of :math:`\max(A, A^\top)` (a link either way,
+its larger weight). Each row is still propagated over its own links only,
+so training and unseen videos keep one rule. On the YouTube-8M dev split
+(validation files, head ``C=4``, 10 nearest neighbours, two hops) that gave
+Hit@1 0.8188 / GAP 0.7971 / PERR 0.7388 / mAP 0.6419, against 0.8103 /
+0.7969 / 0.7372 / 0.6418 without it and 0.8146 / 0.7988 / 0.7317 / 0.6448
+for SGC proper (training rows symmetrised too, so a training video is
+propagated by another rule than an unseen one).
+
+``normalization``:
+
+- ``"symmetric"``: :math:`S = D^{-1/2} (A + I) D^{-1/2}` (GCN / SGC, Wu et
+  al. 2019), with :math:`d_i = 1 + \sum_j a_{ij}` the degree of a row with
+  its self loop: :math:`S_{ii} = 1 / d_i` and
+  :math:`S_{ij} = a_{ij} / \sqrt{d_i d_j}`.
+- ``"mean"``: :math:`S = D^{-1} A` with :math:`d_i = \sum_j a_{ij}`: the
+  weighted mean of a row's neighbours, without the row itself; a row without
+  links gets zeros.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+__all__ = ["GraphOperator"]
+
+
+class GraphOperator:
+    """The normalised propagation operator of a reference graph.
+
+    Parameters
+    ----------
+    adjacency : scipy.sparse matrix of shape (n_reference, n_reference)
+        The reference graph, non-negative weights (``VideoGraphBuilder``'s
+        training graph: no self links).
+    normalization : {"symmetric", "mean"}
+        See the module docstring.
+    symmetrize : bool, default=False
+        Degrees and reference powers from ``max(A, A.T)``; see the module
+        docstring.
+    """
+
+    def __init__(self, adjacency, normalization, symmetrize=False):
+        if normalization not in ("symmetric", "mean"):
+            raise ValueError(
+                f"normalization must be 'symmetric' or 'mean'; got {normalization!r}"
+            )
+        self.normalization = normalization
+        A = sp.csr_matrix(adjacency, dtype=np.float64)
+        if A.shape[0] != A.shape[1]:
+            raise ValueError(f"the reference graph must be square; got {A.shape}.")
+        if symmetrize:
+            A = A.maximum(A.T).tocsr()
+        self.n = A.shape[0]
+        self.degree = self._degree(A)
+        S, s_self = self.query(A)
+        # the reference rows' operator, self loops included
+        self.matrix = (S + sp.diags(s_self)).tocsr()
+
+    def _degree(self, A):
+        total = np.asarray(A.sum(axis=1)).ravel()
+        return total + 1.0 if self.normalization == "symmetric" else total
+
+    def query(self, adjacency, columns=None):
+        """Operator rows of queries: ``(S_q, s_qq)``.
+
+        ``S_q`` (CSR float64, the shape and structure of ``adjacency``) weighs
+        the reference rows, ``s_qq`` (shape ``(n_queries,)``) the query's own
+        row (its self loop; zero for ``"mean"``). Column ``c`` of
+        ``adjacency`` is reference video ``columns[c]`` (default: ``c``), so a
+        block of queries can be given on the columns it links to only.
+        """
+        A = sp.csr_matrix(adjacency, dtype=np.float64, copy=True)
+        if columns is None and A.shape[1] != self.n:
+            raise ValueError(
+                f"the query graph links to {A.shape[1]} reference videos; the "
+                f"operator has {self.n}."
+            )
+        degree = self.degree if columns is None else self.degree[columns]
+        d_q = self._degree(A)
+        rows = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+        if self.normalization == "symmetric":
+            A.data /= np.sqrt(d_q[rows] * degree[A.indices])
+            return A, 1.0 / d_q
+        A.data /= d_q[rows]  # d_q > 0 on every row that has a link
+        return A, np.zeros(A.shape[0])
+
+    def reference_powers(self, X, hops):
+        """``[S X, S^2 X, ..., S^hops X]`` over the reference rows (float64)."""
+        out, current = [], np.asarray(X, dtype=np.float64)
+        for _ in range(hops):
+            current = self.matrix @ current
+            out.append(current)
+        return out
+
+    def query_powers(self, adjacency, x, reference_powers, columns=None):
+        r"""Return the same powers for query rows, from the reference rows' powers.
+
+        ``reference_powers`` is ``[X_ref, S X_ref, ..., S^(hops-1) X_ref]``;
+        the query's own row enters through its self loop:
+        :math:`(S^h x)_q = s_{qq} (S^{h-1} x)_q + \sum_j S_{qj} (S^{h-1} X)_j`.
+        ``columns`` as in :meth:`query` (the reference rows given are then
+        those columns' only).
+        """
+        S_q, s_qq = self.query(adjacency, columns=columns)
+        out, current = [], np.asarray(x, dtype=np.float64)
+        for ref in reference_powers:
+            current = S_q @ ref + s_qq[:, None] * current
+            out.append(current)
+        return out
+
+
+def label_propagation(operator, Y, *, alpha, n_layers, device):
+    r"""Smooth the reference rows' labels over the reference graph.
+
+    :math:`Y^{(l)} = \alpha S Y^{(l-1)} + (1 - \alpha) Y`, clamped to
+    [0, 1], ``n_layers`` times, with PyG's ``LabelPropagation`` (Zhu &
+    Ghahramani 2002; the smoothing step of Correct-and-Smooth).
+    """
+    from torch_geometric.nn.models import LabelPropagation
+
+    y = torch.tensor(np.asarray(Y), dtype=torch.float32, device=device)
+    if n_layers == 0:
+        return y.cpu().numpy()
+    S = operator.matrix.tocoo()  # message j -> i weighs S[i, j]
+    edge_index = torch.tensor(np.vstack([S.col, S.row]), dtype=torch.int64)
+    edge_weight = torch.tensor(S.data, dtype=torch.float32)
+    lp = LabelPropagation(num_layers=n_layers, alpha=alpha)
+    out = lp(y, edge_index.to(device), edge_weight=edge_weight.to(device))
+    return out.cpu().numpy()

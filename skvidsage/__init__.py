@@ -27,6 +27,7 @@ _METRICS = [
     "top_k_scorer",
 ]
 _EXPORTS = {
+    "GraphSmoothingClassifier": "classify",
     "VideoFeatures": "containers",
     "VideoGraph": "containers",
     "dump_youtube8m": "datasets",

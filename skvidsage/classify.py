@@ -1,0 +1,297 @@
+"""GraphSmoothingClassifier: a classifier's scores smoothed over the graph."""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from skvidsage._device import resolve_device
+from skvidsage._propagation import GraphOperator, label_propagation
+from skvidsage.graph import VideoGraphBuilder
+
+__all__ = ["GraphSmoothingClassifier"]
+
+
+def _default_graph():
+    # the label vote of the 20 nearest training videos, weighed by
+    # exp(-10 d^2): on the YouTube-8M dev split's validation files it beat
+    # the binary 10-NN vote by +0.5 Hit@1 / +1.6 GAP / +0.5 mAP (docs/results)
+    return VideoGraphBuilder(n_neighbors=20, max_degree=20, visual_weight="rbf")
+
+
+class GraphSmoothingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    r"""Correct and smooth a classifier's scores with the training videos' labels.
+
+    A meta-classifier after Correct-and-Smooth (Huang et al. 2021), made
+    inductive. ``fit(X, y)`` fits a clone of ``estimator`` on ``(X, y)`` and
+    links the training videos with ``graph`` (a
+    :class:`~skvidsage.VideoGraphBuilder`: no self links, so a training
+    video's neighbours are the other training videos). ``predict_proba``
+    links each video to the training videos and combines the estimator's
+    scores :math:`p` with the labels :math:`Y` of the videos it links to, in
+    one step of label propagation with the training labels held fixed:
+
+    .. math::
+        \hat p_q = (1 - a)\, p_q + a \Big[ s_{qq}\, p_q
+                   + \sum_j S_{qj}\, (\tilde Y_j + c\, E_j) \Big]
+
+    with :math:`a` = ``smoothing``, :math:`S` the normalised graph
+    (``normalization``; :math:`s_{qq}` the query's self loop, zero for
+    ``"mean"``), :math:`\tilde Y` the training labels smoothed
+    ``smoothing_layers`` times over the training graph, :math:`E = Y - p` the
+    estimator's residuals on the training videos and :math:`c` =
+    ``correction``. With the default ``"mean"`` normalisation and no
+    correction this is the estimator's scores blended with a weighted label
+    vote of the video's nearest training videos. Each row's output depends on
+    that row and the fitted training set only; a video without links keeps
+    the estimator's scores.
+
+    Multi-class targets (1-d ``y``) give rows that sum to 1; multi-label
+    indicator targets (2-d 0/1 ``y``) give one probability per label.
+
+    Parameters
+    ----------
+    estimator : classifier with ``predict_proba``, default=None
+        The base classifier, cloned in ``fit`` (None:
+        ``LogisticRegression(max_iter=1000)``, in a ``OneVsRestClassifier``
+        for multi-label ``y``). For multi-label ``y`` it must take an
+        indicator matrix; a Pipeline (for instance a
+        :class:`~skvidsage.VidSageEmbedder` and a head) works.
+    graph : VideoGraphBuilder, default=None
+        Links videos to the training videos, on the features ``X`` as given
+        to this classifier. None: the 20 nearest training videos, RBF
+        weights ``exp(-10 d^2)`` (``VideoGraphBuilder(n_neighbors=20,
+        max_degree=20, visual_weight="rbf")``).
+    smoothing : float in [0, 1], default=0.25
+        :math:`a`, the weight of the graph's labels against the estimator's
+        scores (0: the estimator alone).
+    smoothing_layers : int, default=0
+        Label propagation steps over the training graph before the query
+        step (PyG's ``LabelPropagation``, with ``smoothing`` as its
+        :math:`\alpha`); 0 uses the training labels as given.
+    correction : float, default=0.0
+        :math:`c`, the weight of the training videos' residuals propagated
+        to the query (the "correct" step of C&S).
+    normalization : {"mean", "symmetric"}, default="mean"
+        :math:`S`: the weighted mean of the neighbours (:math:`D^{-1} A`), or
+        GCN's :math:`D^{-1/2} (A + I) D^{-1/2}` with the query's self loop
+        (see :mod:`skvidsage._propagation`).
+    device : str, default="auto"
+        Torch device of the label propagation; "auto" uses CUDA when
+        available. The graph's device is ``graph``'s own.
+
+    Attributes
+    ----------
+    estimator_ : classifier
+        The fitted clone of ``estimator``.
+    graph_builder_ : VideoGraphBuilder
+        The fitted clone of ``graph``; its reference videos are the training
+        videos.
+    operator_ : skvidsage._propagation.GraphOperator
+        The training graph's normalised operator.
+    reference_targets_ : ndarray of shape (n_train, n_classes), float32
+        :math:`\tilde Y + c E`, what a query reads from its neighbours.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (multi-class), or ``0..n_labels-1`` (multi-label).
+    n_features_in_ : int
+        Input width.
+    device_ : torch.device
+        The device used in ``fit``.
+
+    See Also
+    --------
+    VideoGraphBuilder : the graph.
+    VidSageEmbedder : propagated features for the estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvidsage import GraphSmoothingClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.vstack([rng.randn(30, 4) + 2, rng.randn(30, 4) - 2])
+    >>> y = np.repeat([0, 1], 30)
+    >>> clf = GraphSmoothingClassifier(smoothing=0.5).fit(X, y)
+    >>> clf.predict(np.array([[2.0, 2, 2, 2], [-2, -2, -2, -2]]))
+    array([0, 1])
+    """
+
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict_proba"]), None],
+        "graph": [VideoGraphBuilder, None],
+        "smoothing": [Interval(numbers.Real, 0, 1, closed="both")],
+        "smoothing_layers": [Interval(numbers.Integral, 0, None, closed="left")],
+        "correction": [Interval(numbers.Real, 0, None, closed="left")],
+        "normalization": [StrOptions({"mean", "symmetric"})],
+        "device": [str, torch.device],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        graph=None,
+        smoothing=0.25,
+        smoothing_layers=0,
+        correction=0.0,
+        normalization="mean",
+        device="auto",
+    ):
+        self.estimator = estimator
+        self.graph = graph
+        self.smoothing = smoothing
+        self.smoothing_layers = smoothing_layers
+        self.correction = correction
+        self.normalization = normalization
+        self.device = device
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y):
+        """Fit the estimator and link the training videos.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_videos, n_features)
+            Training video features.
+        y : array-like of shape (n_videos,) or (n_videos, n_labels)
+            Class labels, or a 0/1 label indicator matrix (dense or sparse).
+
+        Returns
+        -------
+        self : GraphSmoothingClassifier
+            The fitted classifier.
+        """
+        X = validate_data(self, X, dtype=np.float32)
+        Y, y_fit = self._encode_targets(y, X.shape[0])
+        estimator = self.estimator
+        if estimator is None:
+            estimator = LogisticRegression(max_iter=1000)
+            if self._multilabel:
+                estimator = OneVsRestClassifier(estimator)
+        self.estimator_ = clone(estimator).fit(X, y_fit)
+        builder = _default_graph() if self.graph is None else clone(self.graph)
+        self.graph_builder_ = builder
+        adjacency = builder.fit_transform(X).adjacency
+        self.device_ = resolve_device(self.device)
+        self.operator_ = GraphOperator(adjacency, self.normalization)
+        targets = Y
+        if self.smoothing_layers:
+            targets = label_propagation(
+                self.operator_,
+                Y,
+                alpha=float(self.smoothing),
+                n_layers=self.smoothing_layers,
+                device=self.device_,
+            )
+        if self.correction:
+            targets = targets + self.correction * (Y - self._base_proba(X))
+        self.reference_targets_ = np.asarray(targets, dtype=np.float32)
+        return self
+
+    def _encode_targets(self, y, n):
+        """Return the (n, n_classes) 0/1 targets and the ``y`` to fit with."""
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind == "multilabel-indicator":
+            self._multilabel = True
+            Y = y.toarray() if sp.issparse(y) else np.asarray(y)
+            self.classes_ = np.arange(Y.shape[1])
+            # int64: OneVsRestClassifier(LogisticRegression) fitted on an
+            # int8 indicator matrix scored Hit@1 0.001 on YouTube-8M
+            y_fit = y.astype(np.int64) if sp.issparse(y) else Y.astype(np.int64)
+            Y = Y.astype(np.float32)
+        elif kind in ("binary", "multiclass"):
+            self._multilabel = False
+            binarizer = LabelBinarizer().fit(y)
+            self.classes_ = binarizer.classes_
+            Y = binarizer.transform(y).astype(np.float32)
+            if Y.shape[1] == 1:  # two classes: LabelBinarizer gives one column
+                Y = np.hstack([1.0 - Y, Y])
+            y_fit = np.asarray(y)
+        else:
+            raise ValueError(
+                f"Unknown label type: GraphSmoothingClassifier takes class "
+                f"labels or a 0/1 label indicator matrix; got y of type {kind!r}."
+            )
+        if Y.shape[0] != n:
+            raise ValueError(f"X has {n} rows but y has {Y.shape[0]}.")
+        return Y, y_fit
+
+    def _base_proba(self, X):
+        """Return the estimator's scores as an (n, n_classes) array."""
+        P = self.estimator_.predict_proba(X)
+        if isinstance(P, list):  # one (n, 2) array per label
+            P = np.column_stack([p[:, -1] for p in P])
+        P = np.asarray(P, dtype=np.float64)
+        if P.shape[1] != len(self.classes_):
+            raise ValueError(
+                f"the estimator gives {P.shape[1]} scores per video for "
+                f"{len(self.classes_)} classes; for multi-label y use an "
+                "estimator that scores every label (e.g. OneVsRestClassifier)."
+            )
+        return P
+
+    def predict_proba(self, X):
+        """Scores corrected and smoothed through the links to the training videos.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_videos, n_features)
+            Video features.
+
+        Returns
+        -------
+        P : ndarray of shape (n_videos, n_classes)
+            Class probabilities (rows sum to 1), or per-label probabilities.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float32, reset=False)
+        P = self._base_proba(X)
+        adjacency = self.graph_builder_.transform(X).adjacency
+        S_q, s_qq = self.operator_.query(adjacency)
+        vote = S_q @ self.reference_targets_.astype(np.float64)
+        linked = np.diff(S_q.indptr) > 0
+        a = float(self.smoothing)
+        out = P.copy()
+        step = s_qq[linked, None] * P[linked] + vote[linked]
+        out[linked] = (1.0 - a) * P[linked] + a * step
+        if self._multilabel:
+            return np.clip(out, 0.0, 1.0)
+        out = np.clip(out, 0.0, None)
+        return out / out.sum(axis=1, keepdims=True).clip(min=np.finfo(float).tiny)
+
+    def predict(self, X):
+        """Most probable class, or every label with probability >= 0.5.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_videos, n_features)
+            Video features.
+
+        Returns
+        -------
+        y : ndarray of shape (n_videos,) or (n_videos, n_labels)
+            Class labels, or a 0/1 indicator matrix.
+        """
+        P = self.predict_proba(X)
+        if self._multilabel:
+            return (P >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(P, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.classifier_tags.multi_label = True
+        return tags

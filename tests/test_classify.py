@@ -1,0 +1,190 @@
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skvidsage import (
+    GraphSmoothingClassifier,
+    VideoGraphBuilder,
+    VidSageEmbedder,
+    gap_scorer,
+    hit_at_one_scorer,
+)
+from skvidsage.metrics import global_average_precision_score
+
+
+def _clusters(rng, n_per_class=40, n_classes=4, dim=10, noise=1.2):
+    centers = 2.0 * rng.randn(n_classes, dim)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    X = (centers[y] + noise * rng.randn(len(y), dim)).astype(np.float32)
+    return X, y
+
+
+def _multilabel(rng, n=240, dim=10, n_labels=5):
+    X, y = _clusters(rng, n_per_class=n // 4, dim=dim)
+    Y = np.zeros((len(y), n_labels), dtype=np.int64)
+    Y[np.arange(len(y)), y] = 1
+    Y[:, 4] = (y % 2 == 0) & (rng.rand(len(y)) < 0.8)  # a second, shared label
+    return X, Y
+
+
+def _head():
+    return OneVsRestClassifier(LogisticRegression(max_iter=500))
+
+
+@parametrize_with_checks([GraphSmoothingClassifier()])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_the_formula_mean_normalisation():
+    rng = np.random.RandomState(0)
+    X, y = _clusters(rng)
+    graph = VideoGraphBuilder(
+        n_neighbors=5, max_degree=5, visual_weight="rbf", gamma=2.0
+    )
+    clf = GraphSmoothingClassifier(graph=graph, smoothing=0.3).fit(X, y)
+    Xq = rng.randn(6, X.shape[1]).astype(np.float32)
+    P = clf.estimator_.predict_proba(Xq)
+    A = clone(graph).fit(X).transform(Xq).toarray()
+    vote = (A / A.sum(axis=1, keepdims=True)) @ np.eye(4)[y]
+    np.testing.assert_allclose(clf.predict_proba(Xq), 0.7 * P + 0.3 * vote, rtol=1e-6)
+
+
+def test_the_formula_symmetric_with_correction():
+    rng = np.random.RandomState(1)
+    X, y = _clusters(rng)
+    graph = VideoGraphBuilder(n_neighbors=4, max_degree=4)
+    clf = GraphSmoothingClassifier(
+        graph=graph, smoothing=0.5, correction=0.5, normalization="symmetric"
+    ).fit(X, y)
+    A = clone(graph).fit(X).transform(X).toarray().astype(np.float64)
+    assert np.diagonal(A).sum() == 0
+    d = 1 + A.sum(axis=1)
+    Y = np.eye(4)[y]
+    targets = Y + 0.5 * (Y - clf.estimator_.predict_proba(X))
+    Xq = X[:5] + 0.01
+    Aq = clone(graph).fit(X).transform(Xq).toarray().astype(np.float64)
+    dq = 1 + Aq.sum(axis=1)
+    Pq = clf.estimator_.predict_proba(Xq)
+    step = Pq / dq[:, None] + (Aq / np.sqrt(np.outer(dq, d))) @ targets
+    expected = np.clip(0.5 * Pq + 0.5 * step, 0, None)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(Xq), expected, rtol=1e-5)
+
+
+def test_smoothing_zero_is_the_estimator_and_unlinked_rows_keep_it():
+    rng = np.random.RandomState(0)
+    X, y = _clusters(rng)
+    clf = GraphSmoothingClassifier(smoothing=0.0).fit(X, y)
+    np.testing.assert_allclose(
+        clf.predict_proba(X), clf.estimator_.predict_proba(X), rtol=1e-6
+    )
+    lonely = GraphSmoothingClassifier(
+        graph=VideoGraphBuilder(tau=2.0, n_neighbors=0), smoothing=0.8
+    ).fit(X, y)
+    np.testing.assert_allclose(
+        lonely.predict_proba(X), lonely.estimator_.predict_proba(X), rtol=1e-6
+    )
+
+
+def test_smoothing_layers_smooth_the_training_labels():
+    rng = np.random.RandomState(0)
+    X, y = _clusters(rng)
+    y_noisy = y.copy()
+    y_noisy[::7] = (y_noisy[::7] + 1) % 4  # some wrong labels
+    plain = GraphSmoothingClassifier(smoothing=0.5).fit(X, y_noisy)
+    smoothed = GraphSmoothingClassifier(smoothing=0.5, smoothing_layers=3).fit(
+        X, y_noisy
+    )
+    assert not np.allclose(plain.reference_targets_, smoothed.reference_targets_)
+    assert smoothed.reference_targets_.min() >= 0
+    # propagated over the graph, the wrong labels move toward their cluster's
+    wrong = np.arange(0, len(y), 7)
+    right = smoothed.reference_targets_[wrong, y[wrong]]
+    assert (right > plain.reference_targets_[wrong, y[wrong]]).mean() > 0.8
+
+
+def test_the_graph_helps_where_the_estimator_is_weak():
+    # two interleaved moons-like clusters per class: a linear head is weak,
+    # the training videos' labels nearby are not
+    rng = np.random.RandomState(0)
+    t = rng.rand(600) * 4 * np.pi
+    y = (np.sin(t) > 0).astype(int)
+    X = np.column_stack([t, np.sin(t) * 0.1 + 0.05 * rng.randn(600), np.ones(600)])
+    X = X.astype(np.float32)
+    tr, te = np.arange(0, 600, 2), np.arange(1, 600, 2)
+    base = LogisticRegression().fit(X[tr], y[tr]).score(X[te], y[te])
+    clf = GraphSmoothingClassifier(smoothing=0.8, graph=VideoGraphBuilder(
+        n_neighbors=5, max_degree=5, visual_weight="similarity"))
+    assert clf.fit(X[tr], y[tr]).score(X[te], y[te]) > base + 0.1
+
+
+def test_multilabel_pipeline_gridsearch_and_pickle():
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel(rng)
+    pipe = make_pipeline(
+        VidSageEmbedder(hidden_dims=(), random_state=0),
+        GraphSmoothingClassifier(_head()),
+    )
+    search = GridSearchCV(
+        pipe,
+        {"graphsmoothingclassifier__smoothing": [0.0, 0.4]},
+        scoring={"gap": gap_scorer, "hit": hit_at_one_scorer},
+        refit="gap",
+        cv=3,
+    ).fit(X, Y)
+    assert set(search.cv_results_) >= {"mean_test_gap", "mean_test_hit"}
+    P = search.predict_proba(X[:10])
+    assert P.shape == (10, 5) and P.min() >= 0 and P.max() <= 1
+    assert search.predict(X[:10]).shape == (10, 5)
+    again = pickle.loads(pickle.dumps(search.best_estimator_))
+    np.testing.assert_array_equal(again.predict_proba(X[:10]), P)
+
+
+def test_multilabel_targets_dense_sparse_and_small_ints_agree():
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel(rng)
+    ref = GraphSmoothingClassifier(_head()).fit(X, Y).predict_proba(X)
+    for target in (sp.csr_matrix(Y), Y.astype(np.int8), Y.astype(bool)):
+        P = GraphSmoothingClassifier(_head()).fit(X, target).predict_proba(X)
+        np.testing.assert_allclose(P, ref, rtol=1e-6, atol=1e-9)
+    assert global_average_precision_score(Y, ref) > 0.8
+
+
+def test_rows_are_scored_independently():
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel(rng)
+    clf = GraphSmoothingClassifier(_head()).fit(X, Y)
+    Xq = rng.randn(12, X.shape[1]).astype(np.float32)
+    batch = clf.predict_proba(Xq)
+    one_by_one = np.vstack([clf.predict_proba(Xq[i : i + 1]) for i in range(12)])
+    np.testing.assert_allclose(batch, one_by_one, rtol=1e-6, atol=1e-9)
+    order = rng.permutation(12)
+    np.testing.assert_allclose(clf.predict_proba(Xq[order]), batch[order], rtol=1e-6)
+
+
+def test_an_estimator_with_one_score_array_per_label():
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel(rng)
+    forest = RandomForestClassifier(n_estimators=10, random_state=0)
+    P = GraphSmoothingClassifier(forest).fit(X, Y).predict_proba(X[:7])
+    assert P.shape == (7, 5)
+
+
+def test_bad_targets_and_estimators_say_what_is_wrong():
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel(rng)
+    with pytest.raises(ValueError, match="continuous"):
+        GraphSmoothingClassifier().fit(X, rng.rand(len(X)))
+    with pytest.raises(ValueError, match="smoothing"):
+        GraphSmoothingClassifier(smoothing=1.5).fit(X, Y[:, 0])

@@ -122,8 +122,12 @@ def test_the_graph_helps_where_the_estimator_is_weak():
     X = X.astype(np.float32)
     tr, te = np.arange(0, 600, 2), np.arange(1, 600, 2)
     base = LogisticRegression().fit(X[tr], y[tr]).score(X[te], y[te])
-    clf = GraphSmoothingClassifier(smoothing=0.8, graph=VideoGraphBuilder(
-        n_neighbors=5, max_degree=5, visual_weight="similarity"))
+    clf = GraphSmoothingClassifier(
+        smoothing=0.8,
+        graph=VideoGraphBuilder(
+            n_neighbors=5, max_degree=5, visual_weight="similarity"
+        ),
+    )
     assert clf.fit(X[tr], y[tr]).score(X[te], y[te]) > base + 0.1
 
 

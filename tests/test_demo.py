@@ -28,7 +28,9 @@ def test_demo_fast_mode_on_generated_videos(dirs, capsys, monkeypatch):
     table = _load_demo().main(["--n-jobs", "1"])
     out = capsys.readouterr().out
     assert "fast mode" in out
-    assert set(table) == {"raw features", "LiteVidSage"}
+    assert set(table) == {
+        "raw features", "LiteVidSage", "LiteVidSage + graph smoothing"
+    }
     for scores in table.values():
         assert set(scores) == set(METRICS)
         for name in METRICS:
@@ -48,7 +50,9 @@ def test_demo_on_youtube8m_files(dirs, capsys):
     table = demo.main(["--yt8m", str(yt8m), "--n-jobs", "1", "--epochs", "3"])
     out = capsys.readouterr().out
     assert "5 YouTube-8M files" in out
-    assert set(table) == {"raw features", "LiteVidSage"}
+    assert set(table) == {
+        "raw features", "LiteVidSage", "LiteVidSage + graph smoothing"
+    }
     for scores in table.values():
         for name in METRICS:
             assert name in out

@@ -751,3 +751,16 @@ def test_tau_auto_needs_a_neighbour(n_neighbors, n):
     X = np.random.RandomState(0).randn(n, 4).astype(np.float32)
     with pytest.raises(ValueError, match="tau='auto'"):
         VideoGraphBuilder(tau="auto", n_neighbors=n_neighbors).fit(X)
+
+
+def test_tau_auto_skips_copies_and_says_when_every_video_is_the_same():
+    with pytest.raises(ValueError, match="identical features"):
+        VideoGraphBuilder(tau="auto").fit(np.ones((5, 4), dtype=np.float32))
+    # a video's own copy is not one of its neighbours, the others' copies are:
+    # with every video twice, the 3 nearest others are (j, j', k), and the
+    # third is the second nearest of the set without copies
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 6).astype(np.float32)
+    with_copies = VideoGraphBuilder(tau="auto", n_neighbors=3).fit(np.vstack([X, X]))
+    alone = VideoGraphBuilder(tau="auto", n_neighbors=2).fit(X)
+    assert with_copies.tau_ == pytest.approx(alone.tau_, abs=1e-6)

@@ -13,7 +13,9 @@ The project's quality protocol (``docs/results.rst``):
   the test files; the chosen values are printed;
 - a learning curve (``--sizes``: the first n training videos in file order);
 - inputs ``mean_rgb``, and ``mean_rgb`` + ``mean_audio`` (each modality
-  L2-normalised, then concatenated);
+  L2-normalised, then concatenated); every graph, the references' included,
+  links videos by the visual part (``VideoGraphBuilder(columns=slice(0,
+  1024))``; the paper's graph is visual) and propagates every column;
 - the references in the same run, computed here without the package:
   raw features, ``[x, mean of the 10 nearest training videos]``, SGC-style
   ``[x, S x, S^2 x]`` (the symmetrised 10-NN graph with self loops,
@@ -46,7 +48,12 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import normalize
 
-from skvidsage import GraphSmoothingClassifier, VidSageEmbedder, load_youtube8m
+from skvidsage import (
+    GraphSmoothingClassifier,
+    VideoGraphBuilder,
+    VidSageEmbedder,
+    load_youtube8m,
+)
 from skvidsage.metrics import (
     global_average_precision_score,
     hit_at_k_score,
@@ -99,11 +106,14 @@ def fit_head(Z, Y, C, n_jobs):
 
 
 # ---------------------------------------------------------------- references
+VISUAL = slice(0, 1024)  # the columns every graph links by
+
+
 def knn(X_ref, X_query, k, exclude_self):
-    """Cosine k nearest reference rows (a training row never its own)."""
+    """Cosine k nearest reference rows by the visual columns (never itself)."""
     nn = NearestNeighbors(n_neighbors=k + exclude_self, metric="cosine")
-    nn.fit(X_ref)
-    idx = nn.kneighbors(X_query, return_distance=False)
+    nn.fit(X_ref[:, VISUAL])
+    idx = nn.kneighbors(X_query[:, VISUAL], return_distance=False)
     return idx[:, 1:] if exclude_self else idx
 
 
@@ -206,7 +216,9 @@ def run_system(system, X, Y, X_test, Y_test, n_jobs):
 def make_systems(learned, epochs):
     def embedder(**kw):
         def features(X_fit, X_eval, same, seed):
-            emb = VidSageEmbedder(random_state=seed, **kw)
+            emb = VidSageEmbedder(
+                graph=VideoGraphBuilder(columns=VISUAL), random_state=seed, **kw
+            )
             # fit once per (X_fit, seed): the training and eval calls share it
             key = (X_fit.__array_interface__["data"][0], X_fit.shape, seed)
             if features.key != key:
@@ -218,7 +230,16 @@ def make_systems(learned, epochs):
 
     def gsc(C, seed):
         return GraphSmoothingClassifier(
-            make_pipeline(VidSageEmbedder(random_state=seed), head(C, 2))
+            make_pipeline(
+                VidSageEmbedder(
+                    graph=VideoGraphBuilder(columns=VISUAL), random_state=seed
+                ),
+                head(C, 2),
+            ),
+            # the default graph, by the visual columns
+            graph=VideoGraphBuilder(
+                n_neighbors=20, max_degree=20, visual_weight="rbf", columns=VISUAL
+            ),
         )
 
     systems = [

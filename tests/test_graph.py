@@ -764,3 +764,21 @@ def test_tau_auto_skips_copies_and_says_when_every_video_is_the_same():
     with_copies = VideoGraphBuilder(tau="auto", n_neighbors=3).fit(np.vstack([X, X]))
     alone = VideoGraphBuilder(tau="auto", n_neighbors=2).fit(X)
     assert with_copies.tau_ == pytest.approx(alone.tau_, abs=1e-6)
+
+
+def test_columns_choose_the_similarity_features_only():
+    rng = np.random.RandomState(0)
+    visual = rng.randn(30, 5).astype(np.float32)
+    X = np.hstack([visual, 100 * rng.randn(30, 3).astype(np.float32)])
+    Q = np.hstack([visual[:4] + 0.01, rng.randn(4, 3).astype(np.float32)])
+    expected = VideoGraphBuilder(n_neighbors=3).fit(visual).transform(Q[:, :5])
+    for columns in (slice(0, 5), [0, 1, 2, 3, 4], np.arange(5)):
+        builder = VideoGraphBuilder(n_neighbors=3, columns=columns).fit(X)
+        G = builder.transform(Q)
+        assert (G.adjacency != expected.adjacency).nnz == 0
+        np.testing.assert_array_equal(G.features, Q)  # every column kept
+        assert builder.n_features_in_ == 8 and builder.reference_.shape == (30, 5)
+    for bad, match in ((slice(8, None), "selects none"), ([0, 9], "out of range"),
+                       ([[0, 1]], "1-d array")):
+        with pytest.raises(ValueError, match=match):
+            VideoGraphBuilder(columns=bad).fit(X)

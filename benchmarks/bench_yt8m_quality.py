@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neighbors import NearestNeighbors
@@ -63,6 +64,9 @@ from skvidsage.metrics import (
 
 C_GRID = (1.0, 4.0, 16.0, 64.0)
 A_GRID = (0.1, 0.2, 0.3, 0.4, 0.5)
+# GraphSmoothingClassifier's graph ((k nearest, RBF gamma)) and label
+# smoothing layers, tuned with C and a
+GSC_GRID = [((k, g), 0) for k in (10, 20, 50) for g in (5.0, 10.0)] + [((20, 10.0), 1)]
 
 
 def load_split(data_dir, inputs, n_train_files=40, min_positives=20):
@@ -165,24 +169,42 @@ class System:
         self.seeds = seeds
 
 
-def evaluate(system, X_fit, Y_fit, X_eval, C, a_grid, seed, n_jobs, timing=None):
+def gsc_search(system, X_fit, Y_fit, X_eval, C, seed):
+    """GraphSmoothingClassifier's own grid at C: {(graph, layers, a): P_eval}.
+
+    The base pipeline is fitted once per C and frozen
+    (``sklearn.frozen.FrozenEstimator``), so each of the classifier's own
+    settings costs a graph, not a head.
+    """
+    base = system.gsc(C, seed, None, 0, 0.0).estimator.fit(X_fit, Y_fit)
+    out, clf = {}, None
+    for graph, layers in GSC_GRID:
+        for a in A_GRID:
+            if layers == 0 and a != A_GRID[0]:
+                clf.set_params(smoothing=a)  # read at predict time only
+            else:
+                clf = system.gsc(C, seed, graph, layers, a)
+                clf.set_params(estimator=FrozenEstimator(base)).fit(X_fit, Y_fit)
+            out[(graph, layers, a)] = clf.predict_proba(X_eval)
+    return out
+
+
+def evaluate(system, X_fit, Y_fit, X_eval, C, a_grid, seed, n_jobs, timing=None,
+             key=None):
     """Fit on (X_fit, Y_fit) at C; return {a: P_eval} (a=None: no blend)."""
     if system.gsc is not None:
+        if key is None:
+            return gsc_search(system, X_fit, Y_fit, X_eval, C, seed)
         t0 = time.perf_counter()
-        clf = system.gsc(C, seed).fit(X_fit, Y_fit)
+        clf = system.gsc(C, seed, *key).fit(X_fit, Y_fit)
         fit_s = time.perf_counter() - t0
-        out = {}
-        for a in a_grid:
-            # the blend weight is read at predict time (smoothing_layers=0,
-            # correction=0), so one fit scores every a
-            clf.set_params(smoothing=a)
-            t0 = time.perf_counter()
-            out[a] = clf.predict_proba(X_eval)
-            predict_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        P = clf.predict_proba(X_eval)
+        predict_s = time.perf_counter() - t0
         if timing is not None:
             timing.update(fit_s=fit_s, predict_s=predict_s, n_fit=len(X_fit),
                           n_predict=len(X_eval))
-        return out
+        return {key: P}
     Z_fit = system.features(X_fit, X_fit, True, seed)
     Z_eval = system.features(X_fit, X_eval, False, seed)
     P = fit_head(Z_fit, Y_fit, C, n_jobs).predict_proba(Z_eval)
@@ -208,7 +230,12 @@ def run_system(system, X, Y, X_test, Y_test, n_jobs):
                     best = (gap, C, a)
         _, C, a = best
         timing = {}
-        P = evaluate(system, X, Y, X_test, C, (a,), seed, n_jobs, timing)[a]
+        key = a if system.gsc is not None else None
+        P = evaluate(system, X, Y, X_test, C, (a,), seed, n_jobs, timing, key)
+        P = next(iter(P.values()))
+        if system.gsc is not None:  # report (k, gamma, layers) and a apart
+            (k, gamma), layers, a = key
+            timing.update(graph=f"k={k} gamma={gamma:g} layers={layers}")
         results.append({"C": C, "a": a, **scores(Y_test, P), **timing})
     return results
 
@@ -228,7 +255,8 @@ def make_systems(learned, epochs):
         features.key = None
         return features
 
-    def gsc(C, seed):
+    def gsc(C, seed, graph, layers, a):
+        k, gamma = graph or (20, 10.0)  # the default graph
         return GraphSmoothingClassifier(
             make_pipeline(
                 VidSageEmbedder(
@@ -236,10 +264,12 @@ def make_systems(learned, epochs):
                 ),
                 head(C, 2),
             ),
-            # the default graph, by the visual columns
             graph=VideoGraphBuilder(
-                n_neighbors=20, max_degree=20, visual_weight="rbf", columns=VISUAL
+                n_neighbors=k, max_degree=k, visual_weight="rbf", gamma=gamma,
+                columns=VISUAL,
             ),
+            smoothing=a,
+            smoothing_layers=layers,
         )
 
     systems = [
@@ -321,7 +351,8 @@ def main(argv=None):
                                 "runs": res, "seconds": time.perf_counter() - t0})
                 if "fit_s" in res[0]:
                     r = res[0]
-                    print(f"|   ↳ fit {r['n_fit']} videos: {r['fit_s']:.0f} s; "
+                    print(f"|   ↳ {r['graph']}; fit {r['n_fit']} videos: "
+                          f"{r['fit_s']:.0f} s; "
                           f"predict_proba: {r['n_predict'] / r['predict_s']:.0f} "
                           "videos/s | | | | | | |", flush=True)
     print(f"\nload at the end: {os.getloadavg()[0]:.1f}")

@@ -311,7 +311,7 @@ def main(argv=None):
     parser.add_argument("--inputs", default="rgb,rgb+audio")
     parser.add_argument("--sizes", default="2500,5000,all")
     parser.add_argument("--systems", default=None,
-                        help="comma-separated substrings of system names to run")
+                        help="comma-separated starts of the system names to run")
     parser.add_argument("--learned", action="store_true",
                         help="also the embedder with trained layers (3 seeds)")
     parser.add_argument("--epochs", type=int, default=30)
@@ -323,7 +323,7 @@ def main(argv=None):
     systems = make_systems(args.learned, args.epochs)
     if args.systems:
         keep = args.systems.split(",")
-        systems = [s for s in systems if any(k in s.name for k in keep)]
+        systems = [s for s in systems if s.name.startswith(tuple(keep))]
     records = []
     for inputs in args.inputs.split(","):
         X_all, Y_all, X_test, Y_test, classes = load_split(args.data, inputs)

@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn import config_context
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -230,11 +231,27 @@ class GraphSmoothingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimato
         return Y, y_fit
 
     def _base_proba(self, X):
-        """Return the estimator's scores as an (n, n_classes) array."""
-        P = self.estimator_.predict_proba(X)
+        """Return the estimator's scores as an (n, n_classes) array.
+
+        ``X`` is validated (finite) by the caller, so the estimator's own
+        finiteness checks are skipped: ``OneVsRestClassifier`` repeats them
+        once per class, which took 2/3 of its ``predict_proba`` on 3072-d
+        YouTube-8M embeddings (255 classes: 2.0 s against 0.65 s for 2,459
+        videos). The scores are checked instead.
+        """
+        with config_context(assume_finite=True):
+            P = self.estimator_.predict_proba(X)
         if isinstance(P, list):  # one (n, 2) array per label
             P = np.column_stack([p[:, -1] for p in P])
         P = np.asarray(P, dtype=np.float64)
+        bad = ~np.isfinite(P).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"the estimator returned non-finite scores for {int(bad.sum())} "
+                f"of {len(P)} videos (rows {np.flatnonzero(bad)[:10].tolist()}"
+                f"{', ...' if bad.sum() > 10 else ''}); the input was finite, so "
+                "a step of the estimator produced them."
+            )
         if P.shape[1] != len(self.classes_):
             raise ValueError(
                 f"the estimator gives {P.shape[1]} scores per video for "

@@ -192,3 +192,25 @@ def test_bad_targets_and_estimators_say_what_is_wrong():
         GraphSmoothingClassifier().fit(X, rng.rand(len(X)))
     with pytest.raises(ValueError, match="smoothing"):
         GraphSmoothingClassifier(smoothing=1.5).fit(X, Y[:, 0])
+
+
+class _NaNAfterFit(LogisticRegression):
+    """A classifier whose scores go NaN for rows with a large first feature."""
+
+    def predict_proba(self, X):
+        P = super().predict_proba(X)
+        P[X[:, 0] > 100] = np.nan
+        return P
+
+
+def test_non_finite_scores_of_the_estimator_are_an_error_naming_the_rows():
+    rng = np.random.RandomState(0)
+    X, y = _clusters(rng)
+    clf = GraphSmoothingClassifier(_NaNAfterFit()).fit(X, y)
+    Xq = X[:5].copy()
+    Xq[3, 0] = 1000.0
+    with pytest.raises(ValueError, match=r"1 of 5 videos \(rows \[3\]"):
+        clf.predict_proba(Xq)
+    Xq[3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict_proba(Xq)  # the input itself is checked

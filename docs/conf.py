@@ -118,3 +118,15 @@ except ImportError:
 html_title = f"skvidsage {release}"
 html_show_sourcelink = False
 html_last_updated_fmt = None
+
+
+def _skip_metadata_requests(app, what, name, obj, skip, options):
+    # scikit-learn's generated ``set_<method>_request`` methods (metadata
+    # routing) link to its own glossary, which these docs do not have
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_requests)

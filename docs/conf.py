@@ -129,4 +129,5 @@ def _skip_metadata_requests(app, what, name, obj, skip, options):
 
 
 def setup(app):
+    """Connect the skip hook."""
     app.connect("autodoc-skip-member", _skip_metadata_requests)

@@ -5,6 +5,7 @@ knows nothing of parameter validation.
 """
 
 import contextlib
+import dataclasses
 import math
 
 import numpy as np
@@ -73,7 +74,93 @@ class _EdgeSet:
         return self.keys[pos] == key
 
 
-def train(module, x, graph, *, params, generator, device, verbose=False):
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training settings of :class:`skvidsage.VidSageEmbedder`, resolved.
+
+    Field names are the estimator's parameter names (see its docstring);
+    ``full_batch`` and ``fanouts`` are resolved (a bool, a tuple of int).
+    """
+
+    loss: str
+    batch_size: int
+    fanouts: tuple
+    full_batch: bool
+    max_epochs: int
+    learning_rate: float
+    warmup_steps: int
+    weight_decay: float
+    n_negatives: int
+    walk_length: int
+    temperature: float
+    margin: float
+    early_stopping: bool
+    tol: float
+    n_iter_no_change: int
+
+
+class _EarlyStopping:
+    """Stop when the epoch loss has not improved by ``tol`` for ``patience``."""
+
+    def __init__(self, tol, patience):
+        self.tol, self.patience = tol, patience
+        self.best, self.stall = np.inf, 0
+
+    def stop(self, loss):
+        if loss < self.best - self.tol:
+            self.best, self.stall = loss, 0
+        else:
+            self.stall += 1
+        return self.stall >= self.patience
+
+
+def _batches(graph, config, batch_size, neg_dist, generator):
+    """Yield ``(anchors, positives, negatives)`` of one epoch, in order.
+
+    Anchors without a neighbour are dropped (no positive); the "sage" loss
+    shares ``n_negatives`` negatives per batch, the others draw one per anchor.
+    """
+    n = graph.n_nodes
+    perm = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        anchors = perm[start : start + batch_size]
+        positives, moved = random_walk_positives(
+            graph, anchors, config.walk_length, generator
+        )
+        anchors, positives = anchors[moved], positives[moved]
+        if len(anchors) == 0:
+            continue
+        n_neg = config.n_negatives if config.loss == "sage" else len(anchors)
+        negatives = torch.multinomial(
+            neg_dist, n_neg, replacement=True, generator=generator
+        )
+        yield anchors, positives, negatives
+
+
+def _batch_loss(module, x, graph, batch, config, full, edge_set, generator, device):
+    """Return the loss of one batch: embed the nodes it needs, score them."""
+    anchors, positives, negatives = batch
+    wanted = torch.cat([anchors, positives, negatives])
+    if full is not None:
+        z, _ = module(*full)
+        z_wanted = z[wanted.to(device)]
+    else:
+        seeds, inverse = torch.unique(wanted, return_inverse=True)
+        n_id, sub_index, sub_weight = sample_subgraph(
+            graph, seeds, config.fanouts, generator
+        )
+        z, _ = module(x[n_id].to(device), sub_index.to(device), sub_weight.to(device))
+        z_wanted = z[inverse.to(device)]
+    k = len(anchors)
+    z_a, z_p, z_n = z_wanted[:k], z_wanted[k : 2 * k], z_wanted[2 * k :]
+    if config.loss == "sage":
+        return sage_loss(z_a, z_p, z_n, temperature=config.temperature)
+    ok = (~edge_set.contains(anchors, negatives)) & (anchors != negatives)
+    fn = triplet_loss if config.loss == "triplet" else contrastive_loss
+    return fn(z_a, z_p, z_n, margin=config.margin, weight=ok.float().to(device))
+
+
+def train(module, x, graph, *, config, generator, device, verbose=False):
     """Train ``module`` on ``graph`` without labels; return the loss curve.
 
     Parameters
@@ -83,11 +170,10 @@ def train(module, x, graph, *, params, generator, device, verbose=False):
     x : torch.Tensor of shape (n_nodes, n_features)
         L2-normalised node features (CPU).
     graph : skvidsage._sampler.CSRGraph
-        The training graph (rows: nodes, columns: their neighbours), no self
-        loops.
-    params : dict
-        The estimator's training parameters (``loss``, ``batch_size``,
-        ``fanouts``, ``max_epochs``, ...), plus ``full_batch_`` (resolved).
+        The training graph (rows: nodes, columns: their neighbours), without
+        self links (the builder never makes them).
+    config : TrainConfig
+        The training settings.
     generator : torch.Generator
         Source of all sampling randomness.
     device : torch.device
@@ -101,72 +187,35 @@ def train(module, x, graph, *, params, generator, device, verbose=False):
         Mean training loss of every epoch run.
     """
     n = graph.n_nodes
-    p = params
-    full_batch = p["full_batch_"]
-    batch_size = n if full_batch else min(p["batch_size"], n)
-    steps_per_epoch = max(1, math.ceil(n / batch_size))
-    total_steps = p["max_epochs"] * steps_per_epoch
+    batch_size = n if config.full_batch else min(config.batch_size, n)
+    total_steps = config.max_epochs * max(1, math.ceil(n / batch_size))
     optimizer = torch.optim.Adam(
-        module.parameters(), lr=p["learning_rate"], weight_decay=p["weight_decay"]
+        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         lambda s: warmup_cosine(
-            s, warmup_steps=p["warmup_steps"], total_steps=total_steps
+            s, warmup_steps=config.warmup_steps, total_steps=total_steps
         ),
     )
     neg_dist = negative_distribution(graph)
-    edge_set = _EdgeSet(graph) if p["loss"] != "sage" else None
-    if full_batch:
+    edge_set = _EdgeSet(graph) if config.loss != "sage" else None
+    full = None
+    if config.full_batch:
         edge_index, edge_weight = graph.edges()
         full = (x.to(device), edge_index.to(device), edge_weight.to(device))
-
-    losses, best, stall = [], np.inf, 0
+    stopping = _EarlyStopping(config.tol, config.n_iter_no_change)
+    losses = []
     bar = tqdm(
-        range(p["max_epochs"]), disable=not verbose, desc="VidSage", unit="epoch"
+        range(config.max_epochs), disable=not verbose, desc="VidSage", unit="epoch"
     )
     module.train()
     for _ in bar:
-        perm = torch.randperm(n, generator=generator)
         epoch_loss, n_batches = 0.0, 0
-        for start in range(0, n, batch_size):
-            anchors = perm[start : start + batch_size]
-            positives, moved = random_walk_positives(
-                graph, anchors, p["walk_length"], generator
+        for batch in _batches(graph, config, batch_size, neg_dist, generator):
+            loss = _batch_loss(
+                module, x, graph, batch, config, full, edge_set, generator, device
             )
-            anchors, positives = anchors[moved], positives[moved]
-            if len(anchors) == 0:
-                continue
-            if p["loss"] == "sage":
-                negatives = torch.multinomial(
-                    neg_dist, p["n_negatives"], replacement=True, generator=generator
-                )
-            else:
-                negatives = torch.multinomial(
-                    neg_dist, len(anchors), replacement=True, generator=generator
-                )
-            wanted = torch.cat([anchors, positives, negatives])
-            if full_batch:
-                z, _ = module(*full)
-                z_wanted = z[wanted.to(device)]
-            else:
-                seeds, inverse = torch.unique(wanted, return_inverse=True)
-                n_id, sub_index, sub_weight = sample_subgraph(
-                    graph, seeds, p["fanouts"], generator
-                )
-                z, _ = module(
-                    x[n_id].to(device), sub_index.to(device), sub_weight.to(device)
-                )
-                z_wanted = z[inverse.to(device)]
-            k = len(anchors)
-            z_a, z_p, z_n = z_wanted[:k], z_wanted[k : 2 * k], z_wanted[2 * k :]
-            if p["loss"] == "sage":
-                loss = sage_loss(z_a, z_p, z_n, temperature=p["temperature"])
-            else:
-                ok = (~edge_set.contains(anchors, negatives)) & (anchors != negatives)
-                weight = ok.float().to(device)
-                fn = triplet_loss if p["loss"] == "triplet" else contrastive_loss
-                loss = fn(z_a, z_p, z_n, margin=p["margin"], weight=weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -176,13 +225,8 @@ def train(module, x, graph, *, params, generator, device, verbose=False):
         epoch_loss /= max(n_batches, 1)
         losses.append(epoch_loss)
         bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        if p["early_stopping"]:
-            if epoch_loss < best - p["tol"]:
-                best, stall = epoch_loss, 0
-            else:
-                stall += 1
-                if stall >= p["n_iter_no_change"]:
-                    break
+        if config.early_stopping and stopping.stop(epoch_loss):
+            break
     bar.close()
     module.eval()
     return losses

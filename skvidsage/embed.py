@@ -20,7 +20,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skvidsage._device import resolve_device, usable_device
 from skvidsage._propagation import GraphOperator
 from skvidsage._sampler import CSRGraph
-from skvidsage._training import deterministic, expected_batch_nodes, train
+from skvidsage._training import (
+    TrainConfig,
+    deterministic,
+    expected_batch_nodes,
+    train,
+)
 from skvidsage.containers import VideoGraph
 from skvidsage.graph import VideoGraphBuilder
 from skvidsage.nn import VidSageNet
@@ -416,25 +421,23 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             )
         else:
             self.full_batch_ = bool(self.full_batch)
-        params = {
-            k: getattr(self, k)
-            for k in (
-                "loss",
-                "batch_size",
-                "max_epochs",
-                "learning_rate",
-                "warmup_steps",
-                "weight_decay",
-                "n_negatives",
-                "walk_length",
-                "temperature",
-                "margin",
-                "early_stopping",
-                "tol",
-                "n_iter_no_change",
-            )
-        }
-        params.update(fanouts=fanouts, full_batch_=self.full_batch_)
+        config = TrainConfig(
+            loss=self.loss,
+            batch_size=int(self.batch_size),
+            fanouts=fanouts,
+            full_batch=self.full_batch_,
+            max_epochs=int(self.max_epochs),
+            learning_rate=float(self.learning_rate),
+            warmup_steps=int(self.warmup_steps),
+            weight_decay=float(self.weight_decay),
+            n_negatives=int(self.n_negatives),
+            walk_length=int(self.walk_length),
+            temperature=float(self.temperature),
+            margin=float(self.margin),
+            early_stopping=bool(self.early_stopping),
+            tol=float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
+        )
         fork_devices = [self.device_] if self.device_.type == "cuda" else []
         with (
             torch.random.fork_rng(devices=fork_devices, device_type=self.device_.type),
@@ -456,7 +459,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 module,
                 x,
                 graph,
-                params=params,
+                config=config,
                 generator=generator,
                 device=self.device_,
                 verbose=self.verbose,

@@ -410,3 +410,19 @@ def test_last_layer_alone_is_a_useful_embedding(loss):
     assert D[y[:, None] != y[None]].mean() > 0.3
     score = cross_val_score(LogisticRegression(max_iter=1000), Z, y, cv=3).mean()
     assert score > 0.9  # chance: 0.25
+
+
+def test_train_config_is_typed_and_frozen():
+    import dataclasses
+
+    from skvidsage._training import TrainConfig, _EarlyStopping
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    # every field is an estimator parameter (full_batch resolved)
+    assert fields <= set(VidSageEmbedder().get_params())
+    with pytest.raises(TypeError):
+        TrainConfig(lossx="sage")  # a typo fails at once, not in the loop
+    stop = _EarlyStopping(tol=0.1, patience=2)
+    assert [stop.stop(v) for v in (1.0, 0.95, 0.5, 0.45, 0.44)] == [
+        False, False, False, False, True
+    ]

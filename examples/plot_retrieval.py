@@ -28,8 +28,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 
-from skvidsage import VideoFeaturizer, VideoGraphBuilder, VidSageEmbedder
-from skvidsage._decode import read_frames
+from skvidsage import VideoFeaturizer, VideoGraphBuilder, VidSageEmbedder, read_frames
 from skvidsage.datasets import make_video_classification
 
 FAST = os.environ.get("SKVIDSAGE_EXAMPLES_FAST", "") not in ("", "0")

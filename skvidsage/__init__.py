@@ -27,6 +27,12 @@ _METRICS = [
     "top_k_scorer",
 ]
 _EXPORTS = {
+    # video input: user-facing names of the decoding and model modules
+    "Detector": "_detectors",
+    "ImagePreprocess": "_backbones",
+    "VideoDecodeError": "_decode",
+    "VideoDecodeWarning": "_decode",
+    "read_frames": "_decode",
     "GraphSmoothingClassifier": "classify",
     "VideoFeatures": "containers",
     "VideoGraph": "containers",

@@ -512,7 +512,7 @@ def load_backbone(backbone=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocess=No
             raise ValueError(
                 "A user nn.Module backbone needs preprocess=<callable mapping uint8 "
                 "frames (N, H, W, 3) to the module's input tensor>, e.g. "
-                "skvidsage._backbones.ImagePreprocess(224, 256)."
+                "skvidsage.ImagePreprocess(224, 256)."
             )
         if weights not in ("DEFAULT", None):
             path = resolve_weights(weights, None, type(backbone).__name__)

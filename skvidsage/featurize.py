@@ -139,9 +139,9 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    backbone_ : skvidsage._backbones.Backbone or None
+    backbone_ : Backbone or None
         The loaded CNN.
-    detector_ : skvidsage._detectors.Detector or None
+    detector_ : skvidsage.Detector or None
         The loaded detector.
     pca_ : sklearn.decomposition.PCA or None
         The frame-feature PCA.

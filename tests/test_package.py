@@ -26,3 +26,15 @@ def test_importing_the_decoding_workers_does_not_load_torch():
     code = "import sys, skvidsage._workers; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_video_input_names_are_public():
+    import skvidsage
+    from skvidsage import _backbones, _decode, _detectors
+
+    assert skvidsage.read_frames is _decode.read_frames
+    assert skvidsage.VideoDecodeError is _decode.VideoDecodeError
+    assert skvidsage.VideoDecodeWarning is _decode.VideoDecodeWarning
+    assert skvidsage.ImagePreprocess is _backbones.ImagePreprocess
+    assert skvidsage.Detector is _detectors.Detector
+    assert {"read_frames", "Detector", "ImagePreprocess"} <= set(skvidsage.__all__)

@@ -19,13 +19,8 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from skvidsage._backbones import (
-    build_with_weights,
-    check_frames,
-    cpu_state,
-    read_state_dict,
-    resolve_weights,
-)
+from skvidsage._backbones import check_frames, cpu_state
+from skvidsage._weights import build_with_weights, read_state_dict, resolve_weights
 
 __all__ = ["Detector", "load_detector"]
 

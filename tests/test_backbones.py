@@ -12,10 +12,10 @@ from skvidsage._backbones import (
     Backbone,
     EfficientNetLite0,
     ImagePreprocess,
-    checkpoint_path,
     load_backbone,
 )
 from skvidsage._efficientnet_lite import lite0_weights_file
+from skvidsage._weights import checkpoint_path
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 IMAGENET = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]

@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skvidsage._device import resolve_device
+from skvidsage._device import DeviceStateMixin, resolve_device
 from skvidsage._propagation import GraphOperator, label_propagation
 from skvidsage.graph import VideoGraphBuilder
 
@@ -34,7 +34,9 @@ def _default_graph():
     return VideoGraphBuilder(n_neighbors=20, max_degree=20, visual_weight="rbf")
 
 
-class GraphSmoothingClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class GraphSmoothingClassifier(
+    DeviceStateMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+):
     r"""Correct and smooth a classifier's scores with the training videos' labels.
 
     A meta-classifier after Correct-and-Smooth (Huang et al. 2021), made

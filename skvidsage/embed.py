@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skvidsage._device import resolve_device, usable_device
+from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._propagation import GraphOperator
 from skvidsage._sampler import CSRGraph
 from skvidsage._training import (
@@ -38,7 +38,9 @@ def _normalize(features):
     return torch.nn.functional.normalize(x, dim=-1)
 
 
-class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class VidSageEmbedder(
+    DeviceStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     r"""Embed videos through the graph: propagated features and a GNN, no labels.
 
     ``fit`` takes the graph between the training videos (``y`` is ignored)
@@ -519,7 +521,7 @@ class VidSageEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     @torch.inference_mode()
     def _embed(self, features, adjacency, block=4096):
-        device = usable_device(self.device_)
+        device = usable_device(self.device_, type(self).__name__)
         # float64: BLAS rounds a row's float32 product differently by its
         # position in the batch; in double precision those differences vanish
         # when the output is rounded to float32, so every row's embedding is

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from skvidsage._backbones import load_backbone
 from skvidsage._decode import VideoDecodeError, VideoDecodeWarning
 from skvidsage._detectors import load_detector
-from skvidsage._device import resolve_device, usable_device
+from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._frames import sample_index
 from skvidsage._workers import iter_decoded
 from skvidsage.containers import VideoFeatures
@@ -71,7 +71,7 @@ def _input_kind(X):
     return kinds[0], items
 
 
-class VideoFeaturizer(TransformerMixin, BaseEstimator):
+class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
     r"""Turn videos into one feature row each, plus the objects seen (VidSage).
 
     Frames are sampled uniformly at ``sample_rate`` frames per second (the
@@ -349,7 +349,7 @@ class VideoFeaturizer(TransformerMixin, BaseEstimator):
             sampling = self._sampling()
         else:  # in-memory frames have no clock: n_frames or every frame
             sampling = {"n_frames": self.n_frames, "max_frames": self.max_frames}
-        device = usable_device(self.device_)  # CPU for a GPU-fitted model on a CPU
+        device = usable_device(self.device_, type(self).__name__)
         stream = iter_decoded(items, n_jobs=self.n_jobs, on_error="skip", **sampling)
         pending, n_pending = [], 0
         bar = tqdm(total=n, disable=not self.verbose, desc="featurize", unit="video")

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from skvidsage._device import resolve_device, usable_device
+from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._neighbors import (
     build_edges,
     encode_object_sets,
@@ -56,7 +56,7 @@ def _vocabulary(object_sets):
     return {label: i for i, label in enumerate(labels)}
 
 
-class VideoGraphBuilder(TransformerMixin, BaseEstimator):
+class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
     r"""Link videos by visual similarity and shared objects (VidSage graph).
 
     ``fit(X)`` keeps the reference videos (the training set); ``transform(X)``
@@ -195,8 +195,8 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         Maps each object label seen in ``fit`` to a column of the set
         encoding. Labels seen only at ``transform`` never intersect.
     device_ : torch.device
-        The resolved ``device``. An estimator fitted on CUDA and unpickled on a
-        machine without CUDA falls back to the CPU.
+        The resolved ``device``. An estimator fitted on CUDA and unpickled (or
+        used) on a machine without CUDA falls back to the CPU, with a warning.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -358,8 +358,9 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
             # the Jaccard path holds several more block-sized temporaries
             values = _AUTO_BLOCK_VALUES if semantic is None else _AUTO_BLOCK_VALUES // 4
             batch_size = max(1, values // n_ref)
+        device = usable_device(self.device_, type(self).__name__)
         with torch.inference_mode():
-            R, _ = normalize_rows(self.reference_, self.device_)
+            R, _ = normalize_rows(self.reference_, device)
             indptr, indices, data = build_edges(
                 similar,
                 R,
@@ -374,7 +375,7 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
                 semantic=semantic,
                 alpha=float(self.alpha),
                 beta=float(self.beta),
-                device=self.device_,
+                device=device,
             )
             del R
         adjacency = sp.csr_matrix(
@@ -470,11 +471,6 @@ class VideoGraphBuilder(TransformerMixin, BaseEstimator):
         r_sets, r_sizes = encode_object_sets(self.object_sets_, vocabulary)
         q_sets, q_sizes = encode_object_sets(object_sets, vocabulary)
         return q_sets, q_sizes, r_sets.T.tocsr(), r_sizes
-
-    def __setstate__(self, state):
-        if isinstance(state.get("device_"), torch.device):
-            state["device_"] = usable_device(state["device_"])
-        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

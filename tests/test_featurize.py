@@ -268,7 +268,8 @@ def test_gpu_fitted_featurizer_runs_on_the_cpu_after_unpickling(colour_clips):
     feat = VideoFeaturizer(sample_rate=2.0, detector=_color_detector).fit(colour_clips)
     expected = feat.transform(list(colour_clips))
     feat.device_ = torch.device("cuda")  # as if fitted on a GPU machine
-    loaded = pickle.loads(pickle.dumps(feat))
+    with pytest.warns(UserWarning, match="VideoFeaturizer was fitted on cuda"):
+        loaded = pickle.loads(pickle.dumps(feat))
     out = loaded.transform(list(colour_clips))
     np.testing.assert_array_equal(out.features, expected.features)
     assert out.object_sets == expected.object_sets

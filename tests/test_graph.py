@@ -569,8 +569,13 @@ def test_pickle_round_trip():
 def test_unpickle_cuda_fitted_builder_on_cpu():
     builder = VideoGraphBuilder(device="cpu").fit(_R)
     builder.device_ = torch.device("cuda")  # as if fitted on a GPU machine
-    restored = pickle.loads(pickle.dumps(builder))
+    with pytest.warns(UserWarning, match="VideoGraphBuilder was fitted on cuda"):
+        restored = pickle.loads(pickle.dumps(builder))
     assert restored.device_ == torch.device("cpu")
+    # set by hand, not unpickled: remapped (and said) at the point of use
+    builder.device_ = torch.device("cuda")
+    with pytest.warns(UserWarning, match="runs on the CPU"):
+        builder.transform(_R)
     _assert_same_graph(
         restored.transform(_R), VideoGraphBuilder().fit(_R).transform(_R)
     )

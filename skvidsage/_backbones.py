@@ -30,6 +30,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from skvidsage._efficientnet_lite import EfficientNetLite0, lite0_weights_file
+from skvidsage._frames import check_frames
 from skvidsage._weights import (
     build_with_weights,
     read_state_dict,
@@ -43,17 +44,6 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 # --------------------------------------------------------------------------
 # Preprocessing
 # --------------------------------------------------------------------------
-
-
-def check_frames(frames):
-    """Return ``frames`` as a uint8 array of shape ``(N, H, W, 3)``."""
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(
-            "frames must be a uint8 RGB array of shape (N, H, W, 3); got dtype "
-            f"{frames.dtype} and shape {frames.shape}."
-        )
-    return frames
 
 
 class ImagePreprocess:
@@ -107,7 +97,7 @@ class ImagePreprocess:
         input tensor's device (the CPU for numpy input).
         """
         if not isinstance(frames, torch.Tensor):
-            frames = torch.tensor(check_frames(frames))
+            frames = torch.tensor(check_frames(frames, min_frames=0))
         x = frames.permute(0, 3, 1, 2)
         side = self.resize_size or self.crop_size
         if min(x.shape[-2:]) != side and x.shape[0] > 0:
@@ -300,7 +290,7 @@ class Backbone:
         -------
         ndarray of shape (N, n_features), dtype float32
         """
-        frames = check_frames(frames)
+        frames = check_frames(frames, min_frames=0)
         device = torch.device("cpu" if device is None else device)
         module = self.module.to(device).eval()
         out = np.empty((len(frames), self.n_features), np.float32)

@@ -19,7 +19,8 @@ import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from skvidsage._backbones import check_frames, cpu_state
+from skvidsage._backbones import cpu_state
+from skvidsage._frames import check_frames
 from skvidsage._weights import build_with_weights, read_state_dict, resolve_weights
 
 __all__ = ["Detector", "load_detector"]
@@ -141,7 +142,7 @@ class Detector:
         list of frozenset
             One set per frame.
         """
-        frames = check_frames(frames)
+        frames = check_frames(frames, min_frames=0)
         batch_size = int(batch_size)
         batches = [
             frames[i : i + batch_size] for i in range(0, len(frames), batch_size)

@@ -180,14 +180,20 @@ def _targets(duration, sample_rate, n_frames):
 # in-memory arrays
 
 
-def _check_frame_array(frames, name="frames"):
+def check_frames(frames, name="frames", *, min_frames=1):
+    """Return ``frames`` as a uint8 RGB array of shape ``(T, H, W, 3)``.
+
+    The one validator of frame arrays (the featurizer's input, the workers'
+    in-memory videos, the backbones' and detectors' batches). ``min_frames=0``
+    accepts an empty batch; pixels must be there either way.
+    """
     array = np.asarray(frames)
     if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
         raise ValueError(
-            f"{name} must be a uint8 array of shape (T, H, W, 3); got a "
+            f"{name} must be a uint8 RGB array of shape (T, H, W, 3); got a "
             f"{array.dtype} array of shape {array.shape}."
         )
-    if 0 in array.shape:
+    if len(array) < min_frames or 0 in array.shape[1:]:
         raise ValueError(f"{name} has no frames or no pixels: shape {array.shape}.")
     return array
 
@@ -230,7 +236,7 @@ def sample_frame_array(
     >>> sample_frame_array(clip, sample_rate=2, fps=5).timestamps
     array([0. , 0.6, 1. , 1.6])
     """
-    array = _check_frame_array(frames)
+    array = check_frames(frames)
     options = ReadOptions(
         sample_rate=sample_rate, n_frames=n_frames, max_frames=max_frames, resize=resize
     )

@@ -27,8 +27,8 @@ from skvidsage._decode import (
 from skvidsage._frames import (
     DecodedVideo,
     ReadOptions,
-    _check_frame_array,
     _sample_array,
+    check_frames,
 )
 
 __all__ = ["iter_decoded"]
@@ -69,7 +69,7 @@ def _check_videos(videos):
                 "(videos must be all file paths or all (T, H, W, 3) uint8 arrays)."
             )
     if kinds and kinds[0] == "array":
-        videos = [_check_frame_array(v, f"videos[{i}]") for i, v in enumerate(videos)]
+        videos = [check_frames(v, f"videos[{i}]") for i, v in enumerate(videos)]
     return videos, (kinds[0] if kinds else "path")
 
 

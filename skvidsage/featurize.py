@@ -16,7 +16,7 @@ from skvidsage._backbones import load_backbone
 from skvidsage._decode import VideoDecodeError, VideoDecodeWarning
 from skvidsage._detectors import load_detector
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
-from skvidsage._frames import sample_index
+from skvidsage._frames import check_frames, sample_index
 from skvidsage._workers import iter_decoded
 from skvidsage.containers import VideoFeatures
 
@@ -42,11 +42,7 @@ def _input_kind(X):
         if isinstance(item, str | os.PathLike):
             kinds.append("path")
         elif isinstance(item, np.ndarray) and item.ndim == 4:
-            if item.dtype != np.uint8 or item.shape[-1] != 3 or len(item) == 0:
-                raise ValueError(
-                    f"videos[{i}]: frame arrays must be (T, H, W, 3) uint8 with "
-                    f"T >= 1; got {item.dtype} of shape {item.shape}."
-                )
+            check_frames(item, f"videos[{i}]")
             kinds.append("frames")
         elif isinstance(item, np.ndarray) and item.ndim == 2:
             if item.dtype.kind not in "fiu" or len(item) == 0:

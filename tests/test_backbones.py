@@ -324,7 +324,7 @@ def test_bad_weights(name, weights, error, match):
     [np.zeros((2, 8, 8, 3), np.float32), np.zeros((8, 8, 3), np.uint8)],
 )
 def test_bad_frames(lite0, frames):
-    with pytest.raises(ValueError, match=r"uint8 RGB array of shape \(N, H, W, 3\)"):
+    with pytest.raises(ValueError, match=r"uint8 RGB array of shape \(T, H, W, 3\)"):
         lite0.features(frames, "cpu")
 
 

@@ -30,7 +30,7 @@ def test_array_without_sampling_is_not_copied(array):
 @pytest.mark.parametrize(
     "frames, kwargs, match",
     [
-        (np.zeros((2, 4, 4, 3)), {}, "uint8 array of shape .* got a float64"),
+        (np.zeros((2, 4, 4, 3)), {}, "uint8 RGB array of shape .* got a float64"),
         (np.zeros((4, 4, 3), np.uint8), {}, r"got a uint8 array of shape \(4, 4, 3\)"),
         (np.zeros((2, 4, 4, 4), np.uint8), {}, "shape"),
         (np.zeros((0, 4, 4, 3), np.uint8), {}, "no frames"),

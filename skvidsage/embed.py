@@ -43,10 +43,10 @@ class VidSageEmbedder(
 ):
     r"""Embed videos through the graph: propagated features and a GNN, no labels.
 
-    ``fit`` takes the graph between the training videos (``y`` is ignored)
-    and trains an ``L``-layer GraphSAGE / GAT / GCN network on it, without
-    labels: linked videos are pulled together, videos drawn at random pushed
-    apart. ``transform`` embeds any videos, seen or unseen, through their
+    ``fit`` takes the graph between the training videos (``y`` is ignored),
+    propagates their features over it and, with ``hidden_dims``, trains an
+    ``L``-layer GraphSAGE / GAT / GCN network on it, without labels: linked
+    videos are pulled together, videos drawn at random pushed apart. ``transform`` embeds any videos, seen or unseen, through their
     links into that reference graph (inductive inference, paper 3.5); each
     row's embedding depends only on that row and the fitted reference graph.
 

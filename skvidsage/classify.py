@@ -34,6 +34,39 @@ def _default_graph():
     return VideoGraphBuilder(n_neighbors=20, max_degree=20, visual_weight="rbf")
 
 
+def _encode_targets(y, n):
+    """Encode ``y``: ``(Y, y_fit, classes, multilabel)``.
+
+    ``Y`` is the (n, n_classes) float32 0/1 target matrix, ``y_fit`` what the
+    estimator is fitted on, ``multilabel`` whether ``y`` is an indicator.
+    """
+    kind = type_of_target(y, input_name="y", raise_unknown=True)
+    if kind == "multilabel-indicator":
+        multilabel = True
+        Y = y.toarray() if sp.issparse(y) else np.asarray(y)
+        classes = np.arange(Y.shape[1])
+        # int64: OneVsRestClassifier(LogisticRegression) fitted on an
+        # int8 indicator matrix scored Hit@1 0.001 on YouTube-8M
+        y_fit = y.astype(np.int64) if sp.issparse(y) else Y.astype(np.int64)
+        Y = Y.astype(np.float32)
+    elif kind in ("binary", "multiclass"):
+        multilabel = False
+        binarizer = LabelBinarizer().fit(y)
+        classes = binarizer.classes_
+        Y = binarizer.transform(y).astype(np.float32)
+        if Y.shape[1] == 1:  # two classes: LabelBinarizer gives one column
+            Y = np.hstack([1.0 - Y, Y])
+        y_fit = np.asarray(y)
+    else:
+        raise ValueError(
+            f"Unknown label type: GraphSmoothingClassifier takes class "
+            f"labels or a 0/1 label indicator matrix; got y of type {kind!r}."
+        )
+    if Y.shape[0] != n:
+        raise ValueError(f"X has {n} rows but y has {Y.shape[0]}.")
+    return Y, y_fit, classes, multilabel
+
+
 class GraphSmoothingClassifier(
     DeviceStateMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
 ):
@@ -178,7 +211,7 @@ class GraphSmoothingClassifier(
             The fitted classifier.
         """
         X = validate_data(self, X, dtype=np.float32)
-        Y, y_fit = self._encode_targets(y, X.shape[0])
+        Y, y_fit, self.classes_, self._multilabel = _encode_targets(y, X.shape[0])
         estimator = self.estimator
         if estimator is None:
             estimator = LogisticRegression(max_iter=1000)
@@ -203,34 +236,6 @@ class GraphSmoothingClassifier(
             targets = targets + self.correction * (Y - self._base_proba(X))
         self.reference_targets_ = np.asarray(targets, dtype=np.float32)
         return self
-
-    def _encode_targets(self, y, n):
-        """Return the (n, n_classes) 0/1 targets and the ``y`` to fit with."""
-        kind = type_of_target(y, input_name="y", raise_unknown=True)
-        if kind == "multilabel-indicator":
-            self._multilabel = True
-            Y = y.toarray() if sp.issparse(y) else np.asarray(y)
-            self.classes_ = np.arange(Y.shape[1])
-            # int64: OneVsRestClassifier(LogisticRegression) fitted on an
-            # int8 indicator matrix scored Hit@1 0.001 on YouTube-8M
-            y_fit = y.astype(np.int64) if sp.issparse(y) else Y.astype(np.int64)
-            Y = Y.astype(np.float32)
-        elif kind in ("binary", "multiclass"):
-            self._multilabel = False
-            binarizer = LabelBinarizer().fit(y)
-            self.classes_ = binarizer.classes_
-            Y = binarizer.transform(y).astype(np.float32)
-            if Y.shape[1] == 1:  # two classes: LabelBinarizer gives one column
-                Y = np.hstack([1.0 - Y, Y])
-            y_fit = np.asarray(y)
-        else:
-            raise ValueError(
-                f"Unknown label type: GraphSmoothingClassifier takes class "
-                f"labels or a 0/1 label indicator matrix; got y of type {kind!r}."
-            )
-        if Y.shape[0] != n:
-            raise ValueError(f"X has {n} rows but y has {Y.shape[0]}.")
-        return Y, y_fit
 
     def _base_proba(self, X):
         """Return the estimator's scores as an (n, n_classes) array.

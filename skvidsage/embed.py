@@ -46,9 +46,10 @@ class VidSageEmbedder(
     ``fit`` takes the graph between the training videos (``y`` is ignored),
     propagates their features over it and, with ``hidden_dims``, trains an
     ``L``-layer GraphSAGE / GAT / GCN network on it, without labels: linked
-    videos are pulled together, videos drawn at random pushed apart. ``transform`` embeds any videos, seen or unseen, through their
-    links into that reference graph (inductive inference, paper 3.5); each
-    row's embedding depends only on that row and the fitted reference graph.
+    videos are pulled together, videos drawn at random pushed apart.
+    ``transform`` embeds any videos, seen or unseen, through their links into
+    that reference graph (inductive inference, paper 3.5); each row's
+    embedding depends only on that row and the fitted reference graph.
 
     The output (``jumping_knowledge=True``) is
 

@@ -348,7 +348,7 @@ def _visual_links(c, tau32, floor, max_degree):
     top = torch.topk(c, width, dim=1)
     g_top, _ = similarity_from_cosine(top[0])
     n_thr = (g_top >= tau32).sum(dim=1)
-    k = torch.minimum(torch.maximum(n_thr, floor), torch.full_like(floor, max_degree))
+    k = torch.maximum(n_thr, floor).clamp(max=max_degree)
     return _select_top([c], k, top)
 
 

@@ -22,26 +22,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from bench_yt8m_quality import load_split  # benchmarks/ is on sys.path
 from sklearn import config_context
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import normalize
 
-from skvidsage import GraphSmoothingClassifier, VidSageEmbedder, load_youtube8m
-
-
-def load(data_dir, n_train_files=40, min_positives=20):
-    files = sorted(Path(data_dir).glob("*.tfrecord"))
-    train = load_youtube8m(files[:n_train_files])
-    test = load_youtube8m(files[n_train_files:])
-    counts = np.asarray(train.target.sum(axis=0)).ravel()
-    classes = np.flatnonzero(counts >= min_positives)
-    out = []
-    for bunch in (train, test):
-        Y = bunch.target[:, classes]
-        out += [bunch.data, Y.toarray().astype(np.int64)]
-    return out
+from skvidsage import GraphSmoothingClassifier, VidSageEmbedder
 
 
 def timed(fn, repeat=1):
@@ -97,7 +85,7 @@ def main(argv=None):
             make_pipeline(VidSageEmbedder(), head()), smoothing=args.smoothing
         )
 
-    X, Y, X_test, Y_test = load(args.data)
+    X, Y, X_test, Y_test, _ = load_split(args.data, "rgb", drop_unlabelled=False)
     X_all, Y_all = np.vstack([X, X_test]), np.vstack([Y, Y_test])
     print(f"load: {os.getloadavg()[0]:.1f} (1-min average, {os.cpu_count()} cores)")
     rows = [

@@ -69,8 +69,12 @@ A_GRID = (0.1, 0.2, 0.3, 0.4, 0.5)
 GSC_GRID = [((k, g), 0) for k in (10, 20, 50) for g in (5.0, 10.0)] + [((20, 10.0), 1)]
 
 
-def load_split(data_dir, inputs, n_train_files=40, min_positives=20):
-    """Train/test features and int64 label matrices of the dev split."""
+def load_split(data_dir, inputs, n_train_files=40, min_positives=20,
+               drop_unlabelled=True):
+    """Train/test features and int64 label matrices of the dev split.
+
+    ``drop_unlabelled`` drops the videos with none of the kept classes.
+    """
     files = sorted(Path(data_dir).glob("*.tfrecord"))
     features = ("mean_rgb",) if inputs == "rgb" else ("mean_rgb", "mean_audio")
     train = load_youtube8m(files[:n_train_files], features=features)
@@ -81,6 +85,8 @@ def load_split(data_dir, inputs, n_train_files=40, min_positives=20):
     for bunch in (train, test):
         Y = bunch.target[:, classes]
         rows = np.asarray(Y.sum(axis=1)).ravel() > 0
+        if not drop_unlabelled:
+            rows[:] = True
         X = bunch.data[rows]
         if inputs != "rgb":  # each modality on the unit sphere
             X = np.hstack([normalize(X[:, :1024]), normalize(X[:, 1024:])])

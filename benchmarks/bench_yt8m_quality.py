@@ -246,11 +246,11 @@ def run_system(system, X, Y, X_test, Y_test, n_jobs):
     return results
 
 
-def make_systems(learned, epochs):
-    def embedder(**kw):
+def make_systems(learned, epochs, ablations=False):
+    def embedder(columns=VISUAL, **kw):
         def features(X_fit, X_eval, same, seed):
             emb = VidSageEmbedder(
-                graph=VideoGraphBuilder(columns=VISUAL), random_state=seed, **kw
+                graph=VideoGraphBuilder(columns=columns), random_state=seed, **kw
             )
             # fit once per (X_fit, seed): the training and eval calls share it
             key = (X_fit.__array_interface__["data"][0], X_fit.shape, seed)
@@ -296,6 +296,13 @@ def make_systems(learned, epochs):
                    embedder(hidden_dims=(512, 256), jumping_knowledge=False,
                             max_epochs=epochs), seeds=seeds),
         ]
+    if ablations:  # the design choices, under the same protocol
+        systems += [
+            System("ablation: VidSageEmbedder(symmetrize=False)",
+                   embedder(symmetrize=False)),
+            System("ablation: VidSageEmbedder(), graph on every column",
+                   embedder(columns=None)),
+        ]
     return systems
 
 
@@ -320,13 +327,15 @@ def main(argv=None):
                         help="comma-separated starts of the system names to run")
     parser.add_argument("--learned", action="store_true",
                         help="also the embedder with trained layers (3 seeds)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also the embedder without its design choices")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
     print(f"load: {os.getloadavg()[0]:.1f} (1-min average, {os.cpu_count()} cores)")
-    systems = make_systems(args.learned, args.epochs)
+    systems = make_systems(args.learned, args.epochs, args.ablations)
     if args.systems:
         keep = args.systems.split(",")
         systems = [s for s in systems if s.name.startswith(tuple(keep))]

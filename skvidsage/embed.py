@@ -113,8 +113,8 @@ class VidSageEmbedder(
         and propagated features :math:`S^k x_j`) comes from the training
         graph made symmetric, :math:`\max(A, A^\top)`, as in SGC; every
         video, training or unseen, is still propagated over its own links
-        by one rule. On YouTube-8M it gained +0.9 Hit@1 over the graph as
-        given (:mod:`skvidsage._propagation`).
+        by one rule. On YouTube-8M, each head tuned, it gained +0.9 Hit@1
+        and +1.1 mAP over the graph as given (:mod:`skvidsage._propagation`).
     dropout : float, default=0.5
         Dropout after each layer during training.
     loss : {"sage", "triplet", "contrastive"}, default="sage"

@@ -167,10 +167,10 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         paper links videos by *visual* similarity: with
         ``[mean_rgb, mean_audio]`` features, ``columns=slice(0, 1024)``
         links by the visual part while the graph's ``features`` (and so the
-        embedder and the head) keep every column. On YouTube-8M (2,000
-        training videos, validation files) the embedding over the graph of
-        both modalities lost 1.2 GAP to the raw features; over the visual
-        graph it gained 3.4 (:doc:`/results`).
+        embedder and the head) keep every column. On YouTube-8M, each head
+        tuned, the embedding over the graph of both modalities lost 0.9-1.2
+        GAP to the raw features at 2.5k-10.6k training videos; over the
+        visual graph it gained 1.3-3.6 (:doc:`/results`, "Ablations").
     batch_size : int or "auto", default="auto"
         Query rows per block: a block holds ``batch_size * n_reference``
         float32 similarities (plus a few same-size temporaries). ``"auto"``

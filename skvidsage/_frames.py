@@ -18,13 +18,20 @@ the duration its container reports. Times are seconds from the stream's start.
 """
 
 import math
+import os
 from dataclasses import dataclass
 from itertools import count
 
 import av
 import numpy as np
 
-__all__ = ["DecodedVideo", "ReadOptions", "sample_frame_array", "sample_index"]
+__all__ = [
+    "DecodedVideo",
+    "ReadOptions",
+    "check_videos",
+    "sample_frame_array",
+    "sample_index",
+]
 
 _EPS = 1e-6  # seconds; tolerance when comparing frame times with targets
 
@@ -196,6 +203,72 @@ def check_frames(frames, name="frames", *, min_frames=1):
     if len(array) < min_frames or 0 in array.shape[1:]:
         raise ValueError(f"{name} has no frames or no pixels: shape {array.shape}.")
     return array
+
+
+def check_videos(videos, *, features=False):
+    """Classify a list of videos as one kind; return ``(kind, items)``.
+
+    The one place that decides what a list of videos is, for
+    :func:`~skvidsage._workers.iter_decoded` and
+    :class:`~skvidsage.VideoFeaturizer`. ``kind`` is ``"path"`` (file paths),
+    ``"frames"`` (``(T, H, W, 3)`` uint8 arrays, checked by
+    :func:`check_frames`) or, with ``features=True``, ``"features"``
+    (numeric ``(T, D)`` frame-feature arrays); ``None`` for an empty list.
+    A single video, an item of another type, or a list that mixes kinds is a
+    ``TypeError`` naming the index and what was expected.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_videos(["a.mp4", "b.mp4"])[0]
+    'path'
+    >>> check_videos([np.zeros((4, 8, 8, 3), np.uint8)])[0]
+    'frames'
+    """
+    allowed = "file paths, (T, H, W, 3) uint8 frame arrays" + (
+        " or (T, D) frame features" if features else ""
+    )
+    if isinstance(videos, str | os.PathLike) or (
+        isinstance(videos, np.ndarray) and videos.dtype != object and videos.ndim != 1
+    ):
+        shape = getattr(videos, "shape", None)
+        raise TypeError(
+            f"videos must be a list of videos ({allowed}); got a "
+            f"{type(videos).__name__}"
+            + (f" of shape {shape}" if shape is not None else "")
+            + ". Wrap a single video in a list."
+        )
+    items = list(videos)
+    kinds = []
+    for i, item in enumerate(items):
+        kinds.append(_video_kind(item, f"videos[{i}]", features, allowed))
+        if kinds[-1] != kinds[0]:
+            raise TypeError(
+                f"videos mixes kinds: videos[0] is a {kinds[0]} item but "
+                f"videos[{i}] is a {kinds[-1]} item; pass one kind per call."
+            )
+    return (kinds[0] if kinds else None), items
+
+
+def _video_kind(item, name, features, allowed):
+    if isinstance(item, str | os.PathLike):
+        return "path"
+    shape = getattr(item, "shape", None)
+    if isinstance(item, np.ndarray) and item.ndim == 4:
+        check_frames(item, name)
+        return "frames"
+    if features and isinstance(item, np.ndarray) and item.ndim == 2:
+        if item.dtype.kind not in "fiu" or len(item) == 0:
+            raise ValueError(
+                f"{name}: frame features must be a numeric (T, D) array with "
+                f"T >= 1; got {item.dtype} of shape {item.shape}."
+            )
+        return "features"
+    raise TypeError(
+        f"{name} is a {type(item).__name__}"
+        + (f" of shape {shape}" if shape is not None else "")
+        + f"; expected one of: {allowed}."
+    )
 
 
 def sample_frame_array(

@@ -9,7 +9,6 @@ decoder costs one row, never the whole run or the user's process.
 """
 
 import multiprocessing
-import os
 import re
 import threading
 import warnings
@@ -28,7 +27,7 @@ from skvidsage._frames import (
     DecodedVideo,
     ReadOptions,
     _sample_array,
-    check_frames,
+    check_videos,
 )
 
 __all__ = ["iter_decoded"]
@@ -42,35 +41,6 @@ def _decode_task(path, options):
         return exc
     except Exception as exc:  # a bug or an unforeseen FFmpeg failure
         return VideoDecodeError(path, f"unexpected error: {type(exc).__name__}: {exc}")
-
-
-def _kind_of(item):
-    if isinstance(item, str | os.PathLike):
-        return "path"
-    if isinstance(item, np.ndarray) or hasattr(item, "__array__"):
-        return "array"
-    return None
-
-
-def _check_videos(videos):
-    if isinstance(videos, str | os.PathLike) or getattr(videos, "ndim", 0) == 4:
-        raise TypeError("videos must be a list of videos; wrap a single one in [].")
-    videos = list(videos)
-    kinds = [_kind_of(v) for v in videos]
-    for i, kind in enumerate(kinds):
-        if kind is None or kind != kinds[0]:
-            expected = {
-                None: "a file path or a frame array",
-                "path": "a file path like videos[0]",
-                "array": "a frame array like videos[0]",
-            }[None if kind is None else kinds[0]]
-            raise TypeError(
-                f"videos[{i}] is a {type(videos[i]).__name__}; expected {expected} "
-                "(videos must be all file paths or all (T, H, W, 3) uint8 arrays)."
-            )
-    if kinds and kinds[0] == "array":
-        videos = [check_frames(v, f"videos[{i}]") for i, v in enumerate(videos)]
-    return videos, (kinds[0] if kinds else "path")
 
 
 class _WorkerDied(Exception):
@@ -283,8 +253,8 @@ def iter_decoded(
         isinstance(prefetch, int | np.integer) and prefetch >= 1
     ):
         raise ValueError(f"prefetch must be a positive integer, got {prefetch!r}.")
-    videos, kind = _check_videos(videos)
-    if kind == "array":
+    kind, videos = check_videos(videos)
+    if kind == "frames":
         if sample_rate is not None and fps is None:
             raise ValueError("sample_rate on frame arrays needs their fps.")
         return ((i, _sample_array(a, options, fps)) for i, a in enumerate(videos))

@@ -1,8 +1,6 @@
 """VideoFeaturizer: videos to video-level CNN features and object sets (paper 3.2)."""
 
 import numbers
-import os
-import warnings
 
 import numpy as np
 import torch
@@ -13,10 +11,10 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from skvidsage._backbones import load_backbone
-from skvidsage._decode import VideoDecodeError, VideoDecodeWarning
+from skvidsage._decode import VideoDecodeError
 from skvidsage._detectors import load_detector
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
-from skvidsage._frames import check_frames, sample_index
+from skvidsage._frames import check_videos, sample_index
 from skvidsage._workers import iter_decoded
 from skvidsage.containers import VideoFeatures
 
@@ -24,47 +22,11 @@ __all__ = ["VideoFeaturizer"]
 
 
 def _input_kind(X):
-    """Classify the videos: "path", "frames" (T, H, W, 3) uint8 or "features"."""
-    if isinstance(X, str | os.PathLike) or (
-        isinstance(X, np.ndarray) and X.dtype != object and X.ndim != 1
-    ):
-        raise TypeError(
-            "VideoFeaturizer takes a list of videos (file paths, (T, H, W, 3) "
-            f"uint8 frame arrays or (T, D) frame features); got {type(X).__name__}"
-            + (f" of shape {X.shape}" if hasattr(X, "shape") else "")
-            + ". Wrap a single video in a list."
-        )
-    items = list(X)
-    if not items:
+    """Return the kind and list of videos (``_frames.check_videos``), non-empty."""
+    kind, items = check_videos(X, features=True)
+    if kind is None:
         raise ValueError("VideoFeaturizer got an empty list of videos.")
-    kinds = []
-    for i, item in enumerate(items):
-        if isinstance(item, str | os.PathLike):
-            kinds.append("path")
-        elif isinstance(item, np.ndarray) and item.ndim == 4:
-            check_frames(item, f"videos[{i}]")
-            kinds.append("frames")
-        elif isinstance(item, np.ndarray) and item.ndim == 2:
-            if item.dtype.kind not in "fiu" or len(item) == 0:
-                raise ValueError(
-                    f"videos[{i}]: frame features must be a numeric (T, D) array "
-                    f"with T >= 1; got {item.dtype} of shape {item.shape}."
-                )
-            kinds.append("features")
-        else:
-            shape = getattr(item, "shape", None)
-            raise TypeError(
-                f"videos[{i}] is a {type(item).__name__}"
-                + (f" of shape {shape}" if shape is not None else "")
-                + "; expected a file path, a (T, H, W, 3) uint8 array or a "
-                "(T, D) feature array."
-            )
-        if kinds[-1] != kinds[0]:
-            raise TypeError(
-                f"videos mixes kinds: videos[0] is a {kinds[0]} item but "
-                f"videos[{i}] is a {kinds[-1]} item."
-            )
-    return kinds[0], items
+    return kind, items
 
 
 class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
@@ -346,14 +308,15 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         else:  # in-memory frames have no clock: n_frames or every frame
             sampling = {"n_frames": self.n_frames, "max_frames": self.max_frames}
         device = usable_device(self.device_, type(self).__name__)
-        stream = iter_decoded(items, n_jobs=self.n_jobs, on_error="skip", **sampling)
+        # iter_decoded applies the raise/warn policy; a failed video keeps
+        # its NaN row here
+        stream = iter_decoded(
+            items, n_jobs=self.n_jobs, on_error=self.on_error, **sampling
+        )
         pending, n_pending = [], 0
         bar = tqdm(total=n, disable=not self.verbose, desc="featurize", unit="video")
         for i, video in stream:
             if isinstance(video, VideoDecodeError):
-                if self.on_error == "raise":
-                    raise video
-                warnings.warn(str(video), VideoDecodeWarning, stacklevel=3)
                 bar.update(1)
                 continue
             if self.detector_ is not None:

@@ -28,8 +28,8 @@ def test_iter_decoded_arrays_in_order(array):
 @pytest.mark.parametrize(
     "videos, match",
     [
-        (["a.mp4", np.zeros((1, 2, 2, 3), np.uint8)], r"videos\[1\] is a ndarray"),
-        ([np.zeros((1, 2, 2, 3), np.uint8), Path("a.mp4")], r"videos\[1\] is a Posix"),
+        (["a.mp4", np.zeros((1, 2, 2, 3), np.uint8)], r"videos\[1\] is a frames item"),
+        ([np.zeros((1, 2, 2, 3), np.uint8), Path("a.mp4")], r"\[1\] is a path item"),
         (["a.mp4", 3], r"videos\[1\] is a int"),
         ("a.mp4", "list of videos"),
     ],

@@ -29,8 +29,8 @@ import time
 import numpy as np
 import torch
 
-from skvidsage._backbones import load_backbone
-from skvidsage._detectors import load_detector
+from skvidsage.video._backbones import load_backbone
+from skvidsage.video._detectors import load_detector
 
 DETECTORS = ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_320_fpn"]
 

@@ -1,4 +1,4 @@
-"""Decode speed of ``skvidsage._decode.read_frames``: seeking versus not.
+"""Decode speed of ``skvidsage.video._decode.read_frames``: seeking versus not.
 
 For generated 5-s 320x240 clips (mpeg4/AVI and H.264/MP4 at two keyframe
 intervals) and the real clips in ``../shared/data/videos`` (when present), this
@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from skvidsage._decode import read_frames
+from skvidsage.video._decode import read_frames
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 

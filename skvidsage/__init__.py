@@ -3,15 +3,17 @@
 A scikit-learn compatible implementation of VidSage / LiteVidSage: video
 features, a graph between videos, and a GraphSAGE/GAT embedder trained without
 labels, evaluated with the YouTube-8M metrics.
+
+The subpackages follow the data flow: :mod:`skvidsage.video` (videos to
+features), :mod:`skvidsage.graph` (features to a graph), :mod:`skvidsage.embed`
+(graph to embeddings), :mod:`skvidsage.classify` (a graph-aware head),
+:mod:`skvidsage.metrics` and :mod:`skvidsage.datasets`. Every public name is
+also here, imported on first use.
 """
 
-import importlib
-
+from skvidsage._lazy import attach
 from skvidsage._version import __version__ as __version__
 
-# Public names and their modules, imported on first use (PEP 562): importing a
-# light submodule such as the decoder (in every decoding worker process) must
-# not load torch and PyG.
 _METRICS = [
     "gap_scorer",
     "global_average_precision_score",
@@ -26,37 +28,26 @@ _METRICS = [
     "top_k_accuracy_score",
     "top_k_scorer",
 ]
+_VIDEO = [
+    "Detector",
+    "ImagePreprocess",
+    "VideoDecodeError",
+    "VideoDecodeWarning",
+    "VideoFeaturizer",
+    "read_frames",
+]
 _EXPORTS = {
-    # video input: user-facing names of the decoding and model modules
-    "Detector": "_detectors",
-    "ImagePreprocess": "_backbones",
-    "VideoDecodeError": "_decode",
-    "VideoDecodeWarning": "_decode",
-    "read_frames": "_decode",
-    "GraphSmoothingClassifier": "classify",
+    **dict.fromkeys(_VIDEO, "video"),
     "VideoFeatures": "containers",
     "VideoGraph": "containers",
+    "VideoGraphBuilder": "graph",
+    "VidSageEmbedder": "embed",
+    "GraphSmoothingClassifier": "classify",
+    **dict.fromkeys(_METRICS, "metrics"),
     "dump_youtube8m": "datasets",
     "load_youtube8m": "datasets",
     "make_video_classification": "datasets",
-    "VidSageEmbedder": "embed",
-    "VideoFeaturizer": "featurize",
-    "VideoGraphBuilder": "graph",
-    **dict.fromkeys(_METRICS, "metrics"),
 }
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"skvidsage.{_EXPORTS[name]}")
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'skvidsage' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted([*globals(), *_EXPORTS])
-
-
-__all__ = sorted([*_EXPORTS, "__version__"])
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
+__all__ = sorted([*__all__, "__version__"])

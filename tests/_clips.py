@@ -1,11 +1,11 @@
 """Video clips the decoding tests encode themselves, and the real ones."""
 
-from pathlib import Path
 
 import av
 import numpy as np
 
-VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+from tests._data import VIDEOS
+
 REAL_CLIPS = sorted(VIDEOS.glob("*")) if VIDEOS.is_dir() else []
 
 FPS, N_FRAMES = 25, 125  # the generated clips: 5 s at 25 fps

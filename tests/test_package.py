@@ -1,6 +1,9 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import skvidsage
 import skvidsage.metrics
@@ -23,14 +26,14 @@ def test_public_names_exist():
 
 
 def test_importing_the_decoding_workers_does_not_load_torch():
-    code = "import sys, skvidsage._workers; print('torch' in sys.modules)"
+    code = "import sys, skvidsage.video._workers; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 
 
 def test_video_input_names_are_public():
     import skvidsage
-    from skvidsage import _backbones, _decode, _detectors
+    from skvidsage.video import _backbones, _decode, _detectors
 
     assert skvidsage.read_frames is _decode.read_frames
     assert skvidsage.VideoDecodeError is _decode.VideoDecodeError
@@ -38,3 +41,34 @@ def test_video_input_names_are_public():
     assert skvidsage.ImagePreprocess is _backbones.ImagePreprocess
     assert skvidsage.Detector is _detectors.Detector
     assert {"read_frames", "Detector", "ImagePreprocess"} <= set(skvidsage.__all__)
+
+
+def test_subpackages_export_the_top_level_names():
+    import skvidsage.datasets
+    import skvidsage.embed
+    import skvidsage.video
+
+    for package in (skvidsage.video, skvidsage.embed, skvidsage.datasets):
+        for name in package.__all__:
+            if name in skvidsage.__all__:
+                assert getattr(skvidsage, name) is getattr(package, name), name
+    assert skvidsage.VideoFeaturizer is skvidsage.video.VideoFeaturizer
+    assert skvidsage.VidSageEmbedder is skvidsage.embed.VidSageEmbedder
+    with pytest.raises(AttributeError, match="skvidsage.video.*no_such_name"):
+        skvidsage.video.no_such_name  # noqa: B018
+
+
+def test_importing_the_video_package_does_not_load_torch():
+    code = "import sys, skvidsage.video; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_no_module_is_over_600_lines():
+    # issue 10: the file list shows the flow, and no module hides two
+    root = Path(skvidsage.__file__).parent
+    sizes = {
+        str(p.relative_to(root)): len(p.read_text().splitlines())
+        for p in root.rglob("*.py")
+    }
+    assert {p: n for p, n in sizes.items() if n > 600} == {}

@@ -1,0 +1,528 @@
+"""YouTube-8M TFRecords to arrays and back: load_youtube8m, dump_youtube8m."""
+
+
+import glob
+import os
+from array import array
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import Bunch
+
+from skvidsage.datasets._tfrecord import (
+    ProtobufDecodeError,
+    TFRecordReader,
+    decode_feature,
+    encode_example,
+    example_spans,
+    feature_list_spans,
+    sequence_example_spans,
+    write_tfrecord,
+)
+
+__all__ = ["dump_youtube8m", "load_youtube8m"]
+
+YOUTUBE8M_N_CLASSES = 3862
+# Frame-level features are uint8-quantised over [-2, 2] (YouTube-8M starter code).
+_QUANTIZED_MIN, _QUANTIZED_MAX = -2.0, 2.0
+_DEFAULT_FEATURES = {"video": ("mean_rgb",), "frame": ("rgb",)}
+
+_DESCR = """\
+YouTube-8M (2018) {level}-level features
+---------------------------------------
+{n} videos from {n_files} TFRecord file(s); features {features} ({d} columns{per});
+labels over the {vocab}-class vocabulary ({c} columns in ``target``).
+YouTube-8M is released under CC BY 4.0: https://research.google.com/youtube8m/
+"""
+
+
+def _resolve_paths(paths_or_dir):
+    items = paths_or_dir
+    if isinstance(items, str | bytes | os.PathLike):
+        items = [items]
+    files = []
+    for item in items:
+        if not isinstance(item, str | os.PathLike):
+            raise TypeError(f"expected a path (str or os.PathLike), got {item!r}")
+        path = Path(os.path.expanduser(os.fspath(item)))
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.tfrecord") if p.is_file())
+            if not found:
+                raise ValueError(f"no *.tfrecord files in directory {str(path)!r}")
+        elif path.is_file():
+            found = [path]
+        elif glob.has_magic(str(path)):
+            found = sorted(Path(p) for p in glob.glob(str(path)) if os.path.isfile(p))
+            if not found:
+                raise FileNotFoundError(f"no files match the pattern {str(path)!r}")
+        else:
+            raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+        files.extend(found)
+    if not files:
+        raise ValueError("paths_or_dir is empty")
+    return files
+
+
+def _check_positive(name, value):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1
+    ):
+        raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
+
+
+def _class_index(classes):
+    """Return None (all classes) or ``{class_id: column}``."""
+    if classes is None:
+        return None
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or classes.size == 0 or classes.dtype.kind not in "iu":
+        raise ValueError(
+            "classes must be None or a non-empty 1-D array of integer class ids, "
+            f"got {classes!r}"
+        )
+    bad = classes[(classes < 0) | (classes >= YOUTUBE8M_N_CLASSES)]
+    if bad.size:
+        raise ValueError(
+            f"classes must lie in [0, {YOUTUBE8M_N_CLASSES}), got {bad.tolist()}"
+        )
+    if np.unique(classes).size != classes.size:
+        raise ValueError("classes must not contain duplicates")
+    return {int(c): j for j, c in enumerate(classes.tolist())}
+
+
+class _Labels:
+    """Accumulates ids and label rows (CSR index lists) over records."""
+
+    def __init__(self, class_index):
+        self.class_index = class_index
+        self.ids, self.indices, self.indptr = [], array("i"), array("i", [0])
+
+    def add(self, payload, spans, where):
+        if "id" not in spans:
+            raise ValueError(f"{where}: no 'id' feature; it has {sorted(spans)}")
+        kind, ids = decode_feature(payload, *spans["id"])
+        if kind != "bytes_list" or len(ids) != 1:
+            raise ValueError(f"{where}: 'id' must hold one bytes value, got {ids!r}")
+        labels = []
+        if "labels" in spans:
+            kind, labels = decode_feature(payload, *spans["labels"])
+            if kind not in ("int64_list", None):
+                raise ValueError(f"{where}: 'labels' must be an int64_list, got {kind}")
+        if self.class_index is None:
+            if labels and (min(labels) < 0 or max(labels) >= YOUTUBE8M_N_CLASSES):
+                bad = [i for i in labels if not 0 <= i < YOUTUBE8M_N_CLASSES]
+                raise ValueError(
+                    f"{where}: label {bad[0]} is outside the "
+                    f"{YOUTUBE8M_N_CLASSES}-class vocabulary; pass classes=... to "
+                    "keep only some classes"
+                )
+            columns = sorted(set(labels))
+        else:
+            index = self.class_index
+            columns = sorted({index[i] for i in labels if i in index})
+        self.ids.append(ids[0].decode("utf-8", "replace"))
+        self.indices.extend(columns)
+        self.indptr.append(len(self.indices))
+
+    def target(self, n_columns):
+        n = len(self.ids)
+        indices = np.frombuffer(self.indices, dtype=np.int32).copy()
+        indptr = np.frombuffer(self.indptr, dtype=np.int32).copy()
+        data = np.ones(indices.size, dtype=np.int32)
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n_columns))
+
+
+def _missing(where, names, spans, what="features"):
+    missing = [name for name in names if name not in spans]
+    if missing:
+        hint = "" if spans else " (is level= right for these files?)"
+        raise ValueError(
+            f"{where}: missing feature(s) {missing}; this record has {what} "
+            f"{sorted(spans)}{hint}"
+        )
+
+
+def _check_dims(where, dims, name, n):
+    if dims.setdefault(name, n) != n:
+        raise ValueError(
+            f"{where}: feature {name!r} has {n} values, expected {dims[name]} as in "
+            "the first record"
+        )
+
+
+def _video_row(payload, spans, features, where, dims):
+    _missing(where, features, spans)
+    row = []
+    for name in features:
+        kind, value = decode_feature(payload, *spans[name])
+        if kind == "bytes_list":
+            raise ValueError(f"{where}: feature {name!r} is a bytes_list, not numeric")
+        _check_dims(where, dims, name, len(value))
+        row.append(value)
+    return row
+
+
+def _frames(payload, span, name, max_frames, where, dims):
+    """Return the frames of a feature list as a 2-D array, uint8 if quantised."""
+    steps = feature_list_spans(payload, *span)[:max_frames]
+    decoded = [decode_feature(payload, *s) for s in steps]
+    if not decoded:
+        return np.empty((0, dims.get(name, 0)), dtype=np.uint8)
+    kinds = {kind for kind, _ in decoded}
+    if kinds == {"bytes_list"}:  # uint8-quantised frames
+        values = [b"".join(value) for _, value in decoded]
+    elif kinds <= {"float_list", "int64_list"}:
+        values = [value for _, value in decoded]
+    else:
+        raise ValueError(
+            f"{where}: feature list {name!r} mixes kinds {sorted(map(str, kinds))}"
+        )
+    _check_dims(where, dims, name, len(values[0]))
+    if any(len(value) != dims[name] for value in values):
+        raise ValueError(f"{where}: frames of {name!r} differ in length")
+    if kinds == {"bytes_list"}:
+        quantised = np.frombuffer(b"".join(values), dtype=np.uint8)
+        return quantised.reshape(len(values), dims[name])
+    return np.array(values, dtype=np.float64 if "int64_list" in kinds else np.float32)
+
+
+def _decode_video(payload, where, features, labels, dims):
+    spans = example_spans(payload)
+    row = _video_row(payload, spans, features, where, dims)
+    labels.add(payload, spans, where)  # last: it commits the record
+    return row
+
+
+def _decode_frames(payload, where, features, labels, dims, max_frames, table):
+    context, lists = sequence_example_spans(payload)
+    _missing(where, features, lists, what="feature lists")
+    mats = [
+        _frames(payload, lists[name], name, max_frames, where, dims)
+        for name in features
+    ]
+    if len({m.shape[0] for m in mats}) > 1:
+        raise ValueError(
+            f"{where}: features {features} have different frame counts "
+            f"{[m.shape[0] for m in mats]}"
+        )
+    labels.add(payload, context, where)
+    out = np.empty((len(mats[0]), sum(m.shape[1] for m in mats)), dtype=table.dtype)
+    start = 0
+    for m in mats:
+        dest = out[:, start : start + m.shape[1]]
+        if m.dtype == np.uint8:  # dequantise by table look-up
+            np.take(table, m, out=dest, mode="clip")
+        else:
+            dest[...] = m
+        start += m.shape[1]
+    return out
+
+
+def _decoded(readers, limits, decode):
+    """Yield ``decode(payload, where)`` per record; malformed ones follow on_error."""
+    for reader, limit in zip(readers, limits, strict=True):
+        for index, offset, payload in reader.records(limit=limit):
+            where = f"{reader.path}: record {index} at byte offset {offset}"
+            try:
+                result = decode(payload, where)
+            except ProtobufDecodeError as exc:
+                reader.report(index, offset, f"malformed protobuf: {exc}")
+                continue
+            yield where, result
+
+
+def _fill(rows, n_total, dims, features, dtype):
+    """Write the video-level rows into one preallocated array."""
+    data, n = None, 0
+    for where, row in rows:
+        if data is None:  # the first record fixes the feature lengths
+            data = np.empty((n_total, sum(dims.values())), dtype=dtype)
+            bounds = np.cumsum([0] + [dims[name] for name in features]).tolist()
+        if n == n_total:
+            raise RuntimeError(f"{where}: the file changed while being read")
+        for value, a, b in zip(row, bounds[:-1], bounds[1:], strict=True):
+            data[n, a:b] = value
+        n += 1
+    if data is None:
+        return np.empty((0, 0), dtype=dtype)
+    if n < n_total:  # records were skipped: shrink in place
+        try:
+            data.resize((n, data.shape[1]))
+        except ValueError:  # referenced elsewhere (e.g. by a debugger)
+            data = data[:n].copy()
+    return data
+
+
+def load_youtube8m(
+    paths_or_dir,
+    *,
+    level="video",
+    features=None,
+    classes=None,
+    max_frames=None,
+    on_error="raise",
+    verify_crc=True,
+    max_records=None,
+    return_X_y=False,
+    dtype=np.float32,
+):
+    """Load YouTube-8M features and labels from TFRecord files, without TensorFlow.
+
+    Records are streamed: a first pass reads only the 12-byte record headers to count
+    the videos, then the output is allocated once and filled record by record, so the
+    memory used is the output's size.
+
+    Parameters
+    ----------
+    paths_or_dir : str, os.PathLike or list of them
+        A directory (all its ``*.tfrecord`` files, sorted), a glob pattern, a file,
+        or a list of these.
+    level : {"video", "frame"}, default="video"
+        ``"video"``: ``tf.train.Example`` records with one vector per feature and
+        video. ``"frame"``: ``tf.train.SequenceExample`` records with one vector per
+        frame, uint8-quantised features being dequantised to about [-2, 2] as the
+        YouTube-8M reference reader does (``q * 4 / 255 + 4 / 512 - 2``).
+    features : tuple of str, default=None
+        Features to read, concatenated in this order. None means ``("mean_rgb",)``
+        for video level and ``("rgb",)`` for frame level. YouTube-8M has
+        ``mean_rgb`` (1024) and ``mean_audio`` (128) per video, ``rgb`` (1024) and
+        ``audio`` (128) per frame. Every record must have them.
+    classes : array-like of int, default=None
+        Class ids whose label columns to return, in this order; other labels are
+        dropped. None returns all 3862 classes (a label outside the vocabulary is
+        then an error).
+    max_frames : int, default=None
+        Frame level only: keep at most this many leading frames per video.
+    on_error : {"raise", "skip"}, default="raise"
+        On a corrupt record (truncated file, CRC mismatch, malformed protobuf):
+        raise :class:`TFRecordError`, naming the file, record and byte offset, or
+        skip it with a :class:`TFRecordWarning`. After a bad length CRC or a
+        truncation the rest of that file is skipped. Records that are well formed
+        but lack a feature or hold unexpected values always raise ``ValueError``.
+    verify_crc : bool, default=True
+        Check the CRC32C checksums of the records.
+    max_records : int, default=None
+        Read at most this many records in all (fewer if some are skipped).
+    return_X_y : bool, default=False
+        Return ``(data, target)`` instead of a Bunch.
+    dtype : numpy float dtype, default=np.float32
+        The dtype of ``data``.
+
+    Returns
+    -------
+    data : Bunch
+        Dictionary-like object with attributes:
+
+        data : ndarray of shape (n_videos, n_features) or list of ndarray
+            Video level: the features of each video. Frame level: one array of
+            shape (n_frames, n_features) per video. If no record could be read,
+            an array of shape (0, 0) or an empty list.
+        target : scipy.sparse.csr_matrix of shape (n_videos, n_classes)
+            Label indicator matrix (int32 zeros and ones).
+        ids : ndarray of shape (n_videos,) of str
+            The YouTube-8M video ids.
+        feature_names : ndarray of shape (n_features,) of str
+            E.g. ``mean_rgb_0``, ..., ``mean_rgb_1023``.
+        target_names : ndarray of shape (n_classes,)
+            The class id of each column of ``target``.
+        DESCR : str
+            A description of what was loaded.
+
+    (data, target) : tuple if ``return_X_y`` is True
+
+    Raises
+    ------
+    FileNotFoundError
+        If a path does not exist or a glob pattern matches no file.
+    ValueError
+        For invalid parameters, an empty directory, a record missing a feature
+        (listing the features it has), a label outside the vocabulary, or features
+        whose length varies between records.
+    TFRecordError
+        If a record is corrupt and ``on_error="raise"``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> X = np.repeat(np.arange(3, dtype=np.float32)[:, None], 4, axis=1)
+    >>> dump_youtube8m(X, [[0, 7], [1, 7], [2, 7]], f"{tmp.name}/train0.tfrecord",
+    ...                ids=["v0", "v1", "v2"])
+    3
+    >>> bunch = load_youtube8m(tmp.name)
+    >>> bunch.data
+    array([[0., 0., 0., 0.],
+           [1., 1., 1., 1.],
+           [2., 2., 2., 2.]], dtype=float32)
+    >>> bunch.ids.tolist(), bunch.target.shape, bunch.feature_names[:2].tolist()
+    (['v0', 'v1', 'v2'], (3, 3862), ['mean_rgb_0', 'mean_rgb_1'])
+    >>> load_youtube8m(tmp.name, classes=[7, 1]).target.toarray()
+    array([[1, 0],
+           [1, 1],
+           [1, 0]], dtype=int32)
+    >>> tmp.cleanup()
+    """
+    if level not in _DEFAULT_FEATURES:
+        raise ValueError(f"level must be 'video' or 'frame', got {level!r}")
+    if features is None:
+        features = _DEFAULT_FEATURES[level]
+    elif isinstance(features, str):
+        features = (features,)
+    features = tuple(features)
+    if not features or not all(isinstance(f, str) for f in features):
+        raise ValueError(f"features must be a non-empty tuple of str, got {features!r}")
+    if len(set(features)) != len(features):
+        raise ValueError(f"features must not repeat a name, got {features!r}")
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    _check_positive("max_records", max_records)
+    _check_positive("max_frames", max_frames)
+    if max_frames is not None and level != "frame":
+        raise ValueError("max_frames is only used with level='frame'")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating point dtype, got {dtype}")
+    class_index = _class_index(classes)
+    files = _resolve_paths(paths_or_dir)
+
+    readers = [
+        TFRecordReader(path, verify_crc=verify_crc, on_error=on_error) for path in files
+    ]
+    limits, n_total = [], 0
+    for reader in readers:  # pass 1: count the records, reading only their headers
+        limit = None if max_records is None else max_records - n_total
+        limits.append(limit)  # not the count: pass 2 must meet framing errors too
+        n_total += reader.count(limit=limit)
+
+    labels, dims = _Labels(class_index), {}
+    if level == "video":
+        decode = partial(_decode_video, features=features, labels=labels, dims=dims)
+        data = _fill(_decoded(readers, limits, decode), n_total, dims, features, dtype)
+    else:
+        span = _QUANTIZED_MAX - _QUANTIZED_MIN
+        table = np.arange(256) * (span / 255) + (span / 512 + _QUANTIZED_MIN)
+        decode = partial(
+            _decode_frames,
+            features=features,
+            labels=labels,
+            dims=dims,
+            max_frames=max_frames,
+            table=table.astype(dtype),
+        )
+        data = [frames for _, frames in _decoded(readers, limits, decode)]
+    n_columns = YOUTUBE8M_N_CLASSES if class_index is None else len(class_index)
+    target = labels.target(n_columns)
+    if return_X_y:
+        return data, target
+    feature_names = np.array(
+        [f"{name}_{j}" for name in features for j in range(dims.get(name, 0))],
+        dtype=object,
+    )
+    target_names = (
+        np.arange(YOUTUBE8M_N_CLASSES) if classes is None else np.asarray(classes)
+    )
+    descr = _DESCR.format(
+        level=level,
+        n=len(labels.ids),
+        n_files=len(files),
+        features=list(features),
+        d=feature_names.size,
+        per=" per frame" if level == "frame" else "",
+        vocab=YOUTUBE8M_N_CLASSES,
+        c=n_columns,
+    )
+    return Bunch(
+        data=data,
+        target=target,
+        ids=np.array(labels.ids, dtype=object),
+        feature_names=feature_names,
+        target_names=target_names,
+        DESCR=descr,
+    )
+
+
+def dump_youtube8m(X, labels, path, *, ids=None, feature="mean_rgb"):
+    """Write video-level features and labels as a YouTube-8M TFRecord file.
+
+    The inverse of :func:`load_youtube8m` with ``level="video"`` (as
+    scikit-learn's ``dump_svmlight_file`` is of ``load_svmlight_file``): each
+    row becomes a ``tf.train.Example`` with ``id``, ``labels`` and the
+    feature, so data of one's own can go through the same loader, and tests
+    and examples can write small sets.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_videos, n_features)
+        Video-level features, written as float32.
+    labels : sequence of sequences of int, or array-like of shape (n_videos, n_classes)
+        The class ids of each video (a label indicator matrix, dense or
+        sparse, is turned into ids). Ids lie in ``[0, 3862)``, YouTube-8M's
+        vocabulary, for :func:`load_youtube8m` to read them.
+    path : str or os.PathLike
+        The file to write (overwritten).
+    ids : sequence of str, default=None
+        Video ids; default ``"vid0"``, ``"vid1"``, ...
+    feature : str, default="mean_rgb"
+        The feature's name.
+
+    Returns
+    -------
+    n_written : int
+        The number of videos written.
+
+    Raises
+    ------
+    ValueError
+        When the lengths of ``X``, ``labels`` and ``ids`` differ, or a label
+        is not an integer in ``[0, 3862)`` (naming the row).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> dump_youtube8m([[0.5, 1.0], [2.0, 0.0]], [[3], [1, 3]],
+    ...                f"{tmp.name}/part0.tfrecord")
+    2
+    >>> load_youtube8m(tmp.name, classes=[1, 3]).target.toarray()
+    array([[0, 1],
+           [1, 1]], dtype=int32)
+    >>> tmp.cleanup()
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-d (n_videos, n_features); got shape {X.shape}.")
+    if sp.issparse(labels):
+        labels = [row.indices for row in sp.csr_matrix(labels)]
+    elif isinstance(labels, np.ndarray) and labels.ndim == 2:
+        labels = [np.flatnonzero(row) for row in labels]
+    labels = list(labels)
+    ids = [f"vid{i}" for i in range(len(X))] if ids is None else list(ids)
+    if not len(X) == len(labels) == len(ids):
+        raise ValueError(
+            f"X, labels and ids must have one entry per video; got {len(X)}, "
+            f"{len(labels)} and {len(ids)}."
+        )
+    checked = []
+    for i, row in enumerate(labels):
+        row = np.atleast_1d(np.asarray(row))
+        if row.size and (
+            not np.issubdtype(row.dtype, np.integer)
+            or row.min() < 0
+            or row.max() >= YOUTUBE8M_N_CLASSES
+        ):
+            raise ValueError(
+                f"labels[{i}] = {row.tolist()}: labels must be integer class ids "
+                f"in [0, {YOUTUBE8M_N_CLASSES})."
+            )
+        checked.append(row.astype(np.int64))
+    return write_tfrecord(
+        path,
+        (
+            encode_example(
+                {"id": [str(vid).encode()], "labels": row, feature: features}
+            )
+            for vid, row, features in zip(ids, checked, X, strict=True)
+        ),
+    )

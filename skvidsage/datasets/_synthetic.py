@@ -281,7 +281,7 @@ def make_video_classification(
     'square+triangle+cross'
     >>> sorted(data.object_sets[0])
     ['cross', 'triangle']
-    >>> from skvidsage.video._decode import read_frames
+    >>> from skvidsage import read_frames
     >>> read_frames(data.filenames[0], n_frames=4).frames.shape
     (4, 32, 48, 3)
     >>> tmp.cleanup()

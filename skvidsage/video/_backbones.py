@@ -69,7 +69,7 @@ class ImagePreprocess:
     Examples
     --------
     >>> import numpy as np
-    >>> from skvidsage.video._backbones import ImagePreprocess
+    >>> from skvidsage import ImagePreprocess
     >>> pre = ImagePreprocess(224, 256, mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
     >>> x = pre(np.full((2, 240, 320, 3), 255, dtype=np.uint8))
     >>> tuple(x.shape), float(x[0, 0, 0, 0])

@@ -537,11 +537,12 @@ def read_frames(
 
     Examples
     --------
-    >>> from skvidsage.video._decode import read_frames
-    >>> read_frames("missing.mp4", sample_rate=1)
-    Traceback (most recent call last):
-    ...
-    skvidsage.video._decode.VideoDecodeError: missing.mp4: no such file
+    >>> from skvidsage import VideoDecodeError, read_frames
+    >>> try:
+    ...     read_frames("missing.mp4", sample_rate=1)
+    ... except VideoDecodeError as error:
+    ...     print(error)
+    missing.mp4: no such file
     """
     options = ReadOptions(
         sample_rate=sample_rate,

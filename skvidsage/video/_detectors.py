@@ -104,7 +104,7 @@ class Detector:
     Examples
     --------
     >>> import numpy as np
-    >>> from skvidsage.video._detectors import Detector
+    >>> from skvidsage import Detector
     >>> def bright(frames):
     ...     return [{"bright"} if f.mean() > 127 else set() for f in frames]
     >>> det = Detector(bright)

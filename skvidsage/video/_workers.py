@@ -4,7 +4,7 @@
 decoded by :func:`skvidsage.video._decode.read_frames` in worker processes (loky, or
 any backend from ``joblib.parallel_config`` such as Dask), each result is a
 :class:`~skvidsage.video._frames.DecodedVideo` or a
-:class:`~skvidsage.video._decode.VideoDecodeError`, so a corrupt file or a crashing
+:class:`~skvidsage.VideoDecodeError`, so a corrupt file or a crashing
 decoder costs one row, never the whole run or the user's process.
 """
 

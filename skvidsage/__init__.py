@@ -40,6 +40,7 @@ _EXPORTS = {
     **dict.fromkeys(_VIDEO, "video"),
     "VideoFeatures": "containers",
     "VideoGraph": "containers",
+    "ZeroRowWarning": "_checks",
     "VideoGraphBuilder": "graph",
     "VidSageEmbedder": "embed",
     "GraphSmoothingClassifier": "classify",

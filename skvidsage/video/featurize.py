@@ -1,6 +1,7 @@
 """VideoFeaturizer: videos to video-level CNN features and object sets (paper 3.2)."""
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -10,13 +11,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from skvidsage._checks import warn_zero_rows
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage.containers import VideoFeatures
 from skvidsage.video._backbones import load_backbone
-from skvidsage.video._decode import VideoDecodeError
+from skvidsage.video._decode import VideoDecodeError, VideoDecodeWarning
 from skvidsage.video._detectors import load_detector
 from skvidsage.video._frames import check_videos, sample_index
-from skvidsage.video._workers import iter_decoded
+from skvidsage.video._workers import _apply_policy, iter_decoded
 
 __all__ = ["VideoFeaturizer"]
 
@@ -86,10 +88,19 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         spreads them over a cluster). Decoding runs ahead of inference.
     on_error : {"raise", "warn"}, default="raise"
         A video that cannot be read (missing, empty, not a video, no
-        decodable frame): raise an error naming the file and reason, or warn
-        with that message and give its row NaN features and no objects, so
-        rows stay aligned with the input (find them with
-        ``np.isnan(Z).any(axis=1)``).
+        decodable frame; precomputed features with no finite row): raise a
+        :class:`~skvidsage.VideoDecodeError` naming the file (or
+        ``videos[i]``) and the reason, or warn with that message and give its
+        row NaN features and no objects, so rows stay aligned with the input
+        (find them with ``np.isnan(Z).any(axis=1)``).
+    on_damage : {"warn", "error"}, default="warn"
+        A video that could be read only in part (a damaged or truncated
+        stream: frames that could not be decoded or reached; precomputed
+        frame features with NaN or infinite rows): "warn" keeps the row,
+        computed from the frames that were read, with a
+        :class:`~skvidsage.VideoDecodeWarning` naming the video and what is
+        missing; "error" treats the video as unreadable, so ``on_error``
+        decides (an error by default, a NaN row with ``on_error="warn"``).
     random_state : int, RandomState instance or None, default=None
         Seeds the PCA.
     verbose : bool, default=False
@@ -137,6 +148,7 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         "device": [str, torch.device],
         "n_jobs": [numbers.Integral, None],
         "on_error": [StrOptions({"raise", "warn"})],
+        "on_damage": [StrOptions({"warn", "error"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -160,6 +172,7 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         device="auto",
         n_jobs=1,
         on_error="raise",
+        on_damage="warn",
         random_state=None,
         verbose=False,
     ):
@@ -179,6 +192,7 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.device = device
         self.n_jobs = n_jobs
         self.on_error = on_error
+        self.on_damage = on_damage
         self.random_state = random_state
         self.verbose = verbose
 
@@ -249,10 +263,8 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         if self.backbone_ is not None:
             self.n_frame_features_ = self.backbone_.n_features
         else:
-            widths = {item.shape[1] for item in items}
-            if len(widths) != 1:
-                raise ValueError(f"Frame features have different widths: {widths}.")
-            self.n_frame_features_ = widths.pop()
+            self.n_frame_features_ = items[0].shape[1]
+            self._check_widths(items, "fit")
         if self.n_components is None and not keep_output:
             return self
         frame_features, objects = self._frame_features(items)
@@ -300,8 +312,9 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         n = len(items)
         features, objects = [None] * n, [frozenset()] * n
         if self.input_kind_ == "features":
+            self._check_widths(items, "transform")
             for i, item in enumerate(items):
-                features[i] = self._sample_rows(np.asarray(item, dtype=np.float32))
+                features[i] = self._feature_rows(item, f"videos[{i}]")
             return features, objects
         if self.input_kind_ == "path":
             sampling = self._sampling()
@@ -311,7 +324,11 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         # iter_decoded applies the raise/warn policy; a failed video keeps
         # its NaN row here
         stream = iter_decoded(
-            items, n_jobs=self.n_jobs, on_error=self.on_error, **sampling
+            items,
+            n_jobs=self.n_jobs,
+            on_error=self.on_error,
+            strict=self.on_damage == "error",
+            **sampling,
         )
         pending, n_pending = [], 0
         bar = tqdm(total=n, disable=not self.verbose, desc="featurize", unit="video")
@@ -334,6 +351,47 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
             bar.update(len(pending))
         bar.close()
         return features, objects
+
+    def _check_widths(self, items, where):
+        """Every (T, D) feature array must have the width seen first in fit."""
+        for i, item in enumerate(items):
+            if item.shape[1] != self.n_frame_features_:
+                raise ValueError(
+                    f"videos[{i}] has frame features of width {item.shape[1]}, "
+                    f"but {'videos[0] has' if where == 'fit' else 'fit saw'} "
+                    f"width {self.n_frame_features_}; every video's (T, D) "
+                    "features must come from the same extractor."
+                )
+
+    def _feature_rows(self, item, name):
+        """Sample the finite rows of precomputed features (None: unreadable).
+
+        Rows that are NaN, infinite or beyond float32 (1e300 would become
+        inf) are damage: dropped with a warning, or an error with
+        ``on_damage="error"``; a video with no finite row is unreadable.
+        """
+        rows = np.asarray(item)
+        bad = ~np.isfinite(rows).all(axis=1)
+        if rows.dtype.kind == "f" and rows.dtype.itemsize > 4:
+            bad |= (np.abs(rows) > np.finfo(np.float32).max).any(axis=1)
+        rows = None if bad.all() else self._sample_rows(rows[~bad].astype(np.float32))
+        if bad.any():
+            where = ", ".join(map(str, np.flatnonzero(bad)[:10]))
+            reason = (
+                f"{int(bad.sum())} of {len(bad)} frame-feature rows are NaN, "
+                f"infinite or beyond float32 (rows {where}"
+                f"{', ...' if bad.sum() > 10 else ''})"
+            )
+            if rows is None or self.on_damage == "error":
+                _apply_policy(VideoDecodeError(name, reason), self.on_error)
+                return None
+            warnings.warn(
+                f"{name}: damaged frame features ({len(bad) - int(bad.sum())} "
+                f"rows kept): {reason}",
+                VideoDecodeWarning,
+                stacklevel=4,
+            )
+        return rows
 
     def _sample_rows(self, rows):
         """Sample precomputed frame features like the frames of a video."""
@@ -376,11 +434,14 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
                 continue
             if self.pca_ is not None:
                 f = self.pca_.transform(f).astype(np.float32)
-            agg = f.mean(axis=0)
+            # float64 sums: float32 features near 1e19 or more overflow the
+            # norm (and a long video's sum) to inf, which gave a NaN row
+            agg = f.mean(axis=0, dtype=np.float64)
             if self.aggregation == "mean+std":
-                agg = np.concatenate([agg, f.std(axis=0)])
+                agg = np.concatenate([agg, f.std(axis=0, dtype=np.float64)])
             norm = np.linalg.norm(agg)
             rows[i] = agg / norm if norm > 0 else agg
+        warn_zero_rows(rows, owner="VideoFeaturizer", name="the videos", stacklevel=4)
         if self.detector_ is None:
             return rows
         return VideoFeatures(rows, list(objects))

@@ -11,12 +11,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from skvidsage import (
+    VideoDecodeError,
+    VideoDecodeWarning,
     VideoFeatures,
     VideoFeaturizer,
     VideoGraphBuilder,
     VidSageEmbedder,
+    ZeroRowWarning,
 )
-from skvidsage.video._decode import VideoDecodeError, VideoDecodeWarning
 from tests._data import VIDEOS
 
 
@@ -101,6 +103,82 @@ def test_precomputed_frame_features_skip_the_cnn():
         VideoFeaturizer().fit(frames)
     with pytest.raises(ValueError, match="backbone=None takes"):
         VideoFeaturizer(backbone=None).fit(_arrays(rng, 2))
+
+
+def test_non_finite_frame_features_are_damage_never_a_silent_nan_row():
+    # issue 11.6: a NaN frame gave a NaN row with no warning; 1e300 (inf in
+    # float32) gave one with only numpy's "invalid value" RuntimeWarning
+    rng = np.random.RandomState(0)
+    good = rng.rand(6, 8)
+    nan, inf, huge = good.copy(), good.copy(), good.copy()
+    nan[2] = np.nan
+    inf[0, 3] = np.inf
+    huge[4, 1] = 1e300
+    feat = VideoFeaturizer(backbone=None)
+    with pytest.warns(VideoDecodeWarning) as record:
+        Z = feat.fit_transform([good, nan, inf, huge])
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 3
+    for name, row in [("videos[1]", 2), ("videos[2]", 0), ("videos[3]", 4)]:
+        (m,) = [m for m in messages if m.startswith(name)]
+        assert "damaged frame features (5 rows kept): 1 of 6" in m
+        assert f"(rows {row})" in m
+    assert np.isfinite(Z).all()
+    np.testing.assert_allclose(
+        Z[1], feat.transform([np.delete(good, 2, axis=0)])[0], rtol=1e-6
+    )
+    strict = VideoFeaturizer(backbone=None, on_damage="error")
+    with pytest.raises(VideoDecodeError, match=r"videos\[1\]: 1 of 6 frame-feature"):
+        strict.fit_transform([good, nan])
+    with pytest.warns(VideoDecodeWarning, match=r"skipped videos\[1\]: 1 of 6"):
+        Z = VideoFeaturizer(
+            backbone=None, on_damage="error", on_error="warn"
+        ).fit_transform([good, nan])
+    assert np.isnan(Z).any(axis=1).tolist() == [False, True]
+    # no finite frame at all: the video is unreadable, whatever on_damage says
+    with pytest.raises(VideoDecodeError, match=r"videos\[1\]: 2 of 2"):
+        feat.transform([good, np.full((2, 8), np.nan)])
+
+
+def test_frame_features_far_from_one_keep_their_direction():
+    # float32 sums of squares overflow near 1e19: the row was all zero
+    rng = np.random.RandomState(0)
+    good = rng.rand(5, 8).astype(np.float32)
+    feat = VideoFeaturizer(backbone=None)
+    Z = feat.fit_transform([good, good * np.float32(1e30), good * np.float32(1e-30)])
+    np.testing.assert_allclose(Z[1], Z[0], rtol=1e-5)
+    np.testing.assert_allclose(Z[2], Z[0], rtol=1e-5)
+
+
+def test_all_zero_frame_features_warn_naming_the_video():
+    rng = np.random.RandomState(0)
+    videos = [rng.rand(3, 8), np.zeros((4, 8)), rng.rand(2, 8)]
+    with pytest.warns(ZeroRowWarning, match=r"1 row of the videos .* \(row 1\)"):
+        Z = VideoFeaturizer(backbone=None).fit_transform(videos)
+    assert (Z[1] == 0).all() and np.isfinite(Z).all()
+
+
+def test_frame_features_of_the_wrong_width_name_the_video():
+    rng = np.random.RandomState(0)
+    feat = VideoFeaturizer(backbone=None).fit([rng.rand(3, 8)])
+    with pytest.raises(ValueError, match=r"videos\[1\] has .* width 9, but fit saw"):
+        feat.transform([rng.rand(3, 8), rng.rand(3, 9)])
+    with pytest.raises(ValueError, match=r"videos\[1\] .* 9, but videos\[0\]"):
+        VideoFeaturizer(backbone=None).fit([rng.rand(3, 8), rng.rand(3, 9)])
+
+
+def test_on_damage_error_treats_a_damaged_stream_as_unreadable(damaged, colour_clips):
+    # issue 11.3: the decoder's strict mode, exposed on the featurizer
+    videos = [colour_clips[0], str(damaged)]
+    with pytest.warns(VideoDecodeWarning, match="cut.mkv: damaged stream"):
+        Z = VideoFeaturizer(sample_rate=5).fit_transform(videos)
+    assert np.isfinite(Z).all()
+    strict = VideoFeaturizer(sample_rate=5, on_damage="error")
+    with pytest.raises(VideoDecodeError, match="cut.mkv: damaged stream"):
+        strict.fit_transform(videos)
+    with pytest.warns(VideoDecodeWarning, match="skipped .*cut.mkv: damaged stream"):
+        Z = strict.set_params(on_error="warn").fit_transform(videos)
+    assert np.isnan(Z).any(axis=1).tolist() == [False, True]
 
 
 def _color_detector(frames):

@@ -22,6 +22,25 @@ deterministically: within a video, a lower class index ranks first; in a pooled
 ranking (GAP, and each class's list in mAP), an earlier video ranks first, then
 a lower class index. On inputs without exact ties the values equal the
 reference's to floating-point rounding.
+
+Inputs without positive labels
+------------------------------
+A ``y_true`` with no positive label at all (an all-zero indicator matrix)
+makes every metric raise a ``ValueError`` that says so: GAP (no positive to
+recall) and mAP (no class to average) are undefined, and Hit@k and PERR would
+be 0 whatever ``y_score`` is, so a number would only hide that nothing was
+measured. (The starter code returns 0 for GAP, Hit@1 and PERR there, and
+``nan``, the mean of no class, for mAP.) In ``cross_val_score`` and
+``GridSearchCV`` such a test fold gets ``error_score``: ``nan`` by default,
+with scikit-learn's "Scoring failed" warning, or the error itself with
+``error_score="raise"``; never a 0 that would silently pull a mean down.
+
+Videos without labels *among labelled ones* are valid input and keep the
+starter code's meaning: a miss for Hit@k, a 0 that still counts in the mean
+for PERR, pairs that can only be negatives in the GAP pool and the per-class
+lists of mAP; a class without positives is dropped from mAP. 1-D multi-class
+labels (also in :func:`top_k_accuracy_score`) give each sample a positive,
+so the rule never applies to them.
 """
 
 from skvidsage.metrics._scorer import (

@@ -115,7 +115,9 @@ def make_youtube8m_scorer(score_func, **kwargs):
         ``scorer(estimator, X, y) -> float``, greater is better, usable as
         ``scoring=`` in ``cross_val_score`` and ``GridSearchCV``. It calls
         ``predict_proba`` (or ``decision_function``) and maps the columns
-        through the estimator's ``classes_``.
+        through the estimator's ``classes_``. On a test fold whose ``y`` has
+        no positive label the metric raises, so ``cross_val_score`` and
+        ``GridSearchCV`` give that fold their ``error_score``.
 
     Examples
     --------
@@ -140,6 +142,9 @@ _SCORER_DOC = """Scorer for {what}, for ``cross_val_score`` and ``GridSearchCV``
 Use as ``scoring={name}``. It calls ``predict_proba`` (else
 ``decision_function``) and maps the columns through the estimator's
 ``classes_``, so a fold that lacks a class is scored on the right columns.
+A test fold whose ``y`` has no positive label raises, so it gets
+``error_score`` (see "Inputs without positive labels" in
+:mod:`skvidsage.metrics`).
 """
 for _scorer, _name, _what in [
     (map_scorer, "map_scorer", "mAP@20 (:func:`mean_average_precision_score`)"),

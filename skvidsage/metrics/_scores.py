@@ -39,29 +39,51 @@ def _check_score(y_score):
     return y_score
 
 
-def _check_targets(y_true, y_score, labels=None):
+def _check_targets(y_true, y_score, labels=None, *, metric):
     """Validate inputs; return a boolean indicator ``Y`` and the scores ``P``.
 
     ``y_true`` is either a label-indicator matrix (dense or sparse) of the
     same shape as ``y_score`` (multi-label), or a 1-D array of class labels
     (multi-class) that ``labels`` (or the default rule, see
     :func:`hit_at_k_score`) maps onto the columns of ``y_score``.
+
+    This is also where every metric applies the module's rule for a
+    ``y_true`` with no positive label at all: a ``ValueError`` (see
+    :mod:`skvidsage.metrics`, "Inputs without positive labels"). Videos
+    without labels among labelled ones are valid and left to each metric.
+    ``metric`` names the caller in that message.
     """
     P = _check_score(y_score)
-    n, n_classes = P.shape
+    Y = _indicator(y_true, P.shape, labels)
+    if not Y.any():
+        n = len(Y)
+        raise ValueError(
+            f"{metric} is undefined: y_true has no positive label (none of its "
+            f"{n} video{'s' if n > 1 else ''} has a label), so every y_score "
+            "would get the same value. Score on data with at least one labelled "
+            "video; in cross_val_score or GridSearchCV such a test fold gets "
+            "error_score (nan by default, with a warning), so split so that "
+            "each test fold keeps some positives."
+        )
+    return Y, P
+
+
+def _indicator(y_true, shape, labels):
+    """``y_true`` as a boolean indicator of the given ``(n, n_classes)``."""
+    n, n_classes = shape
     if sp.issparse(y_true):
         if labels is not None:
             raise ValueError("labels= only applies to 1-D multi-class y_true.")
         Y = sp.csr_matrix(y_true)
-        if Y.shape != P.shape:
+        if Y.shape != shape:
             raise ValueError(
-                f"y_true has shape {Y.shape} but y_score has shape {P.shape}; "
+                f"y_true has shape {Y.shape} but y_score has shape {shape}; "
                 "a label-indicator y_true must match y_score."
             )
         data = Y.data
         if data.size and not np.all((data == 0) | (data == 1)):
             raise ValueError("A label-indicator y_true may only contain 0 and 1.")
-        return Y.toarray().astype(bool, copy=False), P
+        return Y.toarray().astype(bool, copy=False)
 
     y_true = np.asarray(y_true)
     if y_true.ndim == 2 and y_true.shape[1] == 1 and n_classes != 1:
@@ -69,14 +91,14 @@ def _check_targets(y_true, y_score, labels=None):
     if y_true.ndim == 2:
         if labels is not None:
             raise ValueError("labels= only applies to 1-D multi-class y_true.")
-        if y_true.shape != P.shape:
+        if y_true.shape != shape:
             raise ValueError(
                 f"y_true has shape {y_true.shape} but y_score has shape "
-                f"{P.shape}; a label-indicator y_true must match y_score."
+                f"{shape}; a label-indicator y_true must match y_score."
             )
         if y_true.dtype == object or not np.all((y_true == 0) | (y_true == 1)):
             raise ValueError("A label-indicator y_true may only contain 0 and 1.")
-        return y_true.astype(bool), P
+        return y_true.astype(bool)
     if y_true.ndim != 1:
         raise ValueError(
             "y_true must be 1-D class labels or a 2-D label-indicator matrix; "
@@ -86,7 +108,7 @@ def _check_targets(y_true, y_score, labels=None):
         raise ValueError(
             f"y_true has {y_true.shape[0]} samples but y_score has {n}."
         )
-    return _labels_to_indicator(y_true, n_classes, labels), P
+    return _labels_to_indicator(y_true, n_classes, labels)
 
 
 def _labels_to_indicator(y_true, n_classes, labels):
@@ -173,10 +195,16 @@ def _kept_predictions(P, top_k):
     return _top_k_mask(P, top_k)
 
 
+def _at(name, top_k):
+    """Name a metric with its cut-off, for messages (``"GAP@20"``)."""
+    return name if top_k is None else f"{name}@{top_k}"
+
+
 def _average_precision(scores, positives, n_positives):
-    """Non-interpolated AP of one ranked list (stable sort, descending)."""
-    if n_positives == 0:
-        return 0.0
+    """Non-interpolated AP of one ranked list (stable sort, descending).
+
+    ``n_positives`` (> 0) counts all positives, also those not in the list.
+    """
     order = np.argsort(-scores, kind="stable")
     hits = positives[order]
     ranks = np.flatnonzero(hits) + 1.0
@@ -213,6 +241,14 @@ def hit_at_k_score(y_true, y_score, *, k=1, labels=None):
     score : float
         Hit@k in [0, 1].
 
+    Raises
+    ------
+    ValueError
+        If ``y_true`` has no positive label at all (every ``y_score`` would
+        score 0). See "Inputs without positive labels" in
+        :mod:`skvidsage.metrics`; a video without labels among labelled
+        ones is valid and counts as a miss.
+
     Examples
     --------
     >>> from skvidsage.metrics import hit_at_k_score
@@ -224,7 +260,7 @@ def hit_at_k_score(y_true, y_score, *, k=1, labels=None):
     1.0
     """
     k = _check_k(k, "k")
-    Y, P = _check_targets(y_true, y_score, labels)
+    Y, P = _check_targets(y_true, y_score, labels, metric=f"Hit@{k}")
     if k == 1:
         hits = Y[np.arange(len(Y)), np.argmax(P, axis=1)]
     else:
@@ -296,6 +332,14 @@ def precision_at_equal_recall_rate_score(y_true, y_score, *, labels=None):
     score : float
         PERR in [0, 1].
 
+    Raises
+    ------
+    ValueError
+        If ``y_true`` has no positive label at all (every ``y_score`` would
+        score 0). See "Inputs without positive labels" in
+        :mod:`skvidsage.metrics`; a video without labels among labelled
+        ones is valid and scores 0.
+
     Examples
     --------
     >>> from skvidsage.metrics import perr_score
@@ -304,7 +348,7 @@ def precision_at_equal_recall_rate_score(y_true, y_score, *, labels=None):
     >>> perr_score(y_true, y_score)  # (1/2 + 0) / 2
     0.25
     """
-    Y, P = _check_targets(y_true, y_score, labels)
+    Y, P = _check_targets(y_true, y_score, labels, metric="PERR")
     n_labels = Y.sum(axis=1)
     top = _top_k_mask(P, n_labels)
     hits = (top & Y & (P > 0)).sum(axis=1)
@@ -326,7 +370,7 @@ def global_average_precision_score(y_true, y_score, *, top_k=20, labels=None):
     ``GAP = (1 / N) * sum over pooled positives at rank r of (hits up to r) / r``
 
     where ``N`` counts *all* positives in ``y_true``, so true labels that fell
-    outside a video's top-k cost recall. 0 when ``y_true`` has no positives.
+    outside a video's top-k cost recall.
 
     Parameters
     ----------
@@ -345,6 +389,13 @@ def global_average_precision_score(y_true, y_score, *, top_k=20, labels=None):
     score : float
         GAP in [0, 1].
 
+    Raises
+    ------
+    ValueError
+        If ``y_true`` has no positive label at all (``N = 0``: GAP is
+        undefined). See "Inputs without positive labels" in
+        :mod:`skvidsage.metrics`.
+
     Examples
     --------
     >>> from skvidsage.metrics import global_average_precision_score
@@ -353,7 +404,7 @@ def global_average_precision_score(y_true, y_score, *, top_k=20, labels=None):
     >>> global_average_precision_score(y_true, y_score, top_k=1)  # (1/1) / 2
     0.5
     """
-    Y, P = _check_targets(y_true, y_score, labels)
+    Y, P = _check_targets(y_true, y_score, labels, metric=_at("GAP", top_k))
     mask = _kept_predictions(P, top_k)
     return _average_precision(P[mask], Y[mask], int(Y.sum()))
 
@@ -390,7 +441,9 @@ def mean_average_precision_score(y_true, y_score, *, top_k=20, labels=None):
     Raises
     ------
     ValueError
-        If no class has a positive label (mAP is undefined).
+        If ``y_true`` has no positive label at all (no class is left to
+        average: mAP is undefined). See "Inputs without positive labels" in
+        :mod:`skvidsage.metrics`.
 
     Examples
     --------
@@ -402,15 +455,11 @@ def mean_average_precision_score(y_true, y_score, *, top_k=20, labels=None):
     >>> round(mean_average_precision_score(y_true, y_score, top_k=1), 4)
     0.4167
     """
-    Y, P = _check_targets(y_true, y_score, labels)
+    Y, P = _check_targets(y_true, y_score, labels, metric=_at("mAP", top_k))
     n_classes = P.shape[1]
     mask = _kept_predictions(P, top_k)
     n_pos = Y.sum(axis=0)
-    kept = n_pos > 0
-    if not np.any(kept):
-        raise ValueError(
-            "y_true has no positive label in any class: mAP is undefined."
-        )
+    kept = n_pos > 0  # not empty: _check_targets saw a positive
     rows, cols = np.nonzero(mask)  # row-major: earlier video first in ties
     scores = P[rows, cols]
     order = np.lexsort((-scores, cols))  # by class, then score descending

@@ -104,10 +104,6 @@ def test_gap_pools_videos():
     ) == pytest.approx((1 + 2 / 3) / 2)
 
 
-def test_gap_without_positives_is_zero():
-    assert global_average_precision_score([[0, 0]], [[0.3, 0.2]]) == 0.0
-
-
 def test_map_drops_classes_without_positives():
     y_true = [[1, 0, 0], [0, 1, 0]]
     y_score = [[0.9, 0.2, 0.3], [0.1, 0.8, 0.5]]
@@ -129,9 +125,66 @@ def test_map_per_class_lists_are_top_k_filtered():
     )
 
 
-def test_map_without_any_positive_raises():
-    with pytest.raises(ValueError, match="no positive"):
-        mean_average_precision_score([[0, 0], [0, 0]], [[0.1, 0.2], [0.3, 0.4]])
+# ------------------------------------------------- no positive label at all
+@pytest.mark.parametrize(
+    "metric, kwargs, name",
+    [
+        (hit_at_k_score, {}, "Hit@1"),
+        (hit_at_k_score, {"k": 2}, "Hit@2"),
+        (perr_score, {}, "PERR"),
+        (global_average_precision_score, {}, "GAP@20"),
+        (global_average_precision_score, {"top_k": None}, "GAP"),
+        (mean_average_precision_score, {}, "mAP@20"),
+        (mean_average_precision_score, {"top_k": 1}, "mAP@1"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["dense", "sparse", "column"])
+def test_no_positive_label_raises_for_every_metric(metric, kwargs, name, kind):
+    y_true = {
+        "dense": np.zeros((3, 2), dtype=int),
+        "sparse": sp.csr_matrix((3, 2)),
+        "column": np.zeros((3, 1), dtype=int),
+    }[kind]
+    y_score = np.array([[0.3, 0.2], [0.1, 0.9], [0.5, 0.5]])
+    if kind == "column":
+        y_score = y_score[:, :1]
+    with pytest.raises(
+        ValueError,
+        match=rf"^{name} is undefined: y_true has no positive label \(none of "
+        r"its 3 videos has a label\).*at least one labelled video.*error_score",
+    ):
+        metric(y_true, y_score, **kwargs)
+
+
+def test_no_positive_label_is_checked_before_the_metric():
+    # one place decides: the rule applies whatever the scores are, and the
+    # message names a single video in the singular
+    for metric, _ in METRICS.values():
+        with pytest.raises(ValueError, match="none of its 1 video has a label"):
+            metric([[0, 0, 0]], [[-1.0, 0.0, 2.0]])
+
+
+def test_videos_without_labels_among_labelled_ones_keep_reference_meaning():
+    y_true = np.array([[0, 0, 0], [1, 0, 0], [0, 0, 0], [0, 1, 1]])
+    y_score = np.array(
+        [[0.9, 0.5, 0.1], [0.8, 0.3, 0.2], [0.2, 0.7, 0.4], [0.4, 0.6, 0.3]]
+    )
+    assert hit_at_k_score(y_true, y_score) == pytest.approx(0.5)  # 2 misses of 4
+    # unlabelled videos score 0 and count: (0 + 1 + 0 + 1/2) / 4
+    assert perr_score(y_true, y_score) == pytest.approx((1 + 0.5) / 4)
+    for metric, reference in METRICS.values():
+        assert metric(y_true, y_score) == pytest.approx(
+            reference(y_score, y_true), abs=1e-12
+        )
+
+
+def test_top_k_accuracy_labels_always_have_a_positive():
+    # 1-D labels give each sample a positive, so the rule never fires, even
+    # for a single sample or a single class present
+    assert top_k_accuracy_score([1], [[0.2, 0.5, 0.3]], k=1) == 1.0
+    assert top_k_accuracy_score([2, 2], [[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]], k=2) == 0.5
+    with pytest.raises(ValueError, match="hit_at_k_score"):
+        top_k_accuracy_score(np.zeros((2, 3)), np.ones((2, 3)))
 
 
 def test_multiclass_labels_map_to_columns():
@@ -248,17 +301,21 @@ def test_agrees_with_reference_property(n, c, top_k, density, seed):
     rng = np.random.RandomState(seed)
     y_score = rng.permutation(n * c).reshape(n, c) / (n * c)  # no ties
     y_true = (rng.rand(n, c) < density).astype(int)
+    if not y_true.any():  # no positive at all: every metric raises
+        for metric, _ in METRICS.values():
+            with pytest.raises(ValueError, match="no positive label"):
+                metric(y_true, y_score)
+        return
     assert abs(hit_at_k_score(y_true, y_score) - ref.hit_at_one(y_score, y_true)) < 1e-9
     assert abs(perr_score(y_true, y_score) - ref.perr(y_score, y_true)) < 1e-9
     assert abs(
         global_average_precision_score(y_true, y_score, top_k=top_k)
         - ref.gap(y_score, y_true, top_k)
     ) < 1e-9
-    if y_true.any():
-        assert abs(
-            mean_average_precision_score(y_true, y_score, top_k=top_k)
-            - ref.mean_ap(y_score, y_true, top_k)
-        ) < 1e-9
+    assert abs(
+        mean_average_precision_score(y_true, y_score, top_k=top_k)
+        - ref.mean_ap(y_score, y_true, top_k)
+    ) < 1e-9
 
 
 @settings(max_examples=40, deadline=None)
@@ -375,6 +432,60 @@ def test_scorers_multilabel_ovr_sparse_y():
         assert scorer(fitted, X[40:], sp.csr_matrix(Y[40:])) == pytest.approx(
             metric(Y[40:], fitted.predict_proba(X[40:]))
         )
+
+
+def _multilabel_with_empty_last_fold(rng):
+    X = rng.randn(30, 4)
+    Y = (X[:, :3] > 0).astype(int)
+    Y[20:] = 0  # KFold(3): the last test fold has no positive label
+    return X, Y
+
+
+@pytest.mark.parametrize("name", list(SCORERS))
+def test_scorer_raises_on_y_without_positives(name):
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel_with_empty_last_fold(rng)
+    fitted = OneVsRestClassifier(LogisticRegression()).fit(X[:20], Y[:20])
+    scorer, _ = SCORERS[name]
+    with pytest.raises(ValueError, match="no positive label"):
+        scorer(fitted, X[20:], Y[20:])
+    with pytest.raises(ValueError, match="no positive label"):
+        top_k_scorer(2)(fitted, X[20:], sp.csr_matrix(Y[20:]))
+
+
+@pytest.mark.parametrize("name", list(SCORERS))
+def test_cv_fold_without_positives_gets_error_score(name):
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel_with_empty_last_fold(rng)
+    clf = OneVsRestClassifier(LogisticRegression())
+    scorer, _ = SCORERS[name]
+    with pytest.warns(UserWarning, match="(?s)Scoring failed.*no positive label"):
+        scores = cross_val_score(clf, X, Y, cv=KFold(3), scoring=scorer)
+    assert np.all(np.isfinite(scores[:2])) and np.isnan(scores[2])
+    with pytest.raises(ValueError, match="no positive label"):
+        cross_val_score(clf, X, Y, cv=KFold(3), scoring=scorer, error_score="raise")
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        scores = cross_val_score(
+            clf, X, Y, cv=KFold(3), scoring=scorer, error_score=-1
+        )
+    assert scores[2] == -1
+
+
+def test_grid_search_fold_without_positives_is_nan_not_zero():
+    rng = np.random.RandomState(0)
+    X, Y = _multilabel_with_empty_last_fold(rng)
+    search = GridSearchCV(
+        OneVsRestClassifier(LogisticRegression()),
+        {"estimator__C": [0.1, 1.0]},
+        scoring={"gap": gap_scorer, "perr": perr_scorer},
+        refit=False,
+        cv=KFold(3),
+    )
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        search.fit(X, Y)
+    for key in ("split2_test_gap", "split2_test_perr"):
+        assert np.all(np.isnan(search.cv_results_[key]))
+    assert np.all(np.isfinite(search.cv_results_["split0_test_gap"]))
 
 
 def test_scorer_uses_decision_function_when_no_proba():

@@ -19,8 +19,9 @@ _SHOWN = 10  # row indices named in one warning
 class ZeroRowWarning(UserWarning):
     """Feature rows of norm 0: no direction after L2 normalisation.
 
-    Such a video gets no similarity-based links and an all-zero normalised
-    row, so whatever is computed from it says nothing about its content.
+    Such a video keeps an all-zero normalised row, at distance 1 from every
+    non-zero video, so its similarity links (ties broken by index) and
+    whatever is computed from it say nothing about its content.
     Filter it like any warning, e.g. ``warnings.simplefilter("error",
     ZeroRowWarning)`` to make it an error.
     """
@@ -66,9 +67,11 @@ def warn_zero_rows(X, *, owner, name="X", stacklevel=3):
         warnings.warn(
             f"{owner}: {n} row{'s' if n > 1 else ''} of {name} "
             f"{'have' if n > 1 else 'has'} norm 0 (row{'s' if n > 1 else ''} "
-            f"{shown}): no direction after L2 normalisation, so no similarity "
-            "links and an all-zero normalised row. Drop or fix those videos, "
-            "or filter ZeroRowWarning if that is intended.",
+            f"{shown}): no direction after L2 normalisation, so such a row "
+            "stays all zero, at distance 1 from every non-zero video, and its "
+            "similarity links and embedding say nothing about its content. "
+            "Drop or fix those videos, or filter ZeroRowWarning if that is "
+            "intended.",
             ZeroRowWarning,
             stacklevel=stacklevel,
         )

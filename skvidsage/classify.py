@@ -112,7 +112,10 @@ class GraphSmoothingClassifier(
         Links videos to the training videos, on the features ``X`` as given
         to this classifier. None: the 20 nearest training videos, RBF
         weights ``exp(-10 d^2)`` (``VideoGraphBuilder(n_neighbors=20,
-        max_degree=20, visual_weight="rbf")``).
+        max_degree=20, visual_weight="rbf")``). Its
+        :class:`~skvidsage.ZeroRowWarning` names the rows of ``X`` of norm 0
+        (once per ``fit`` or prediction call), which it cannot link by
+        direction.
     smoothing : float in [0, 1], default=0.25
         :math:`a`, the weight of the graph's labels against the estimator's
         scores (0: the estimator alone).

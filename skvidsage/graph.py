@@ -8,6 +8,7 @@ computation is blocked over query rows (see :mod:`skvidsage._neighbors`): no
 ``n x n`` matrix is ever formed.
 """
 
+import sys
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skvidsage._checks import warn_zero_rows
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._neighbors import (
     build_edges,
@@ -41,6 +43,23 @@ def _split_input(X):
     if isinstance(X, VideoFeatures):
         return X.features, X.object_sets
     return X, None
+
+
+def _warn_zero_feature_rows(X, *, owner, name="X"):
+    """:func:`~skvidsage._checks.warn_zero_rows`, pointed at the user's code.
+
+    The estimators reach this through wrappers (``_fit_context``,
+    ``set_output``) and each other (an embedder's or a classifier's builder,
+    a Pipeline, ``cross_val_score``), so the warning is attributed to the
+    first frame outside skvidsage and scikit-learn rather than to a fixed
+    depth.
+    """
+    frame, level = sys._getframe(1), 3  # 1: warn_zero_rows, 2: here, 3: caller
+    while frame is not None and frame.f_globals.get("__name__", "").partition(
+        "."
+    )[0] in ("skvidsage", "sklearn"):
+        frame, level = frame.f_back, level + 1
+    return warn_zero_rows(X, owner=owner, name=name, stacklevel=level)
 
 
 def _vocabulary(object_sets):
@@ -124,7 +143,11 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
     All-zero feature rows have no direction; like
     ``sklearn.preprocessing.normalize`` we leave them at zero, so a zero row
     is at distance 1 (:math:`g = 0`) from every unit row and at distance 0
-    from another zero row.
+    from another zero row: its links say nothing about the video. ``fit``
+    (for the reference videos) and ``transform`` (for the queries) warn with
+    a :class:`~skvidsage.ZeroRowWarning` that names such rows, once per call
+    (``fit_transform`` once in all); with ``columns``, a row counts as zero
+    when its similarity columns are.
 
     Parameters
     ----------
@@ -323,12 +346,34 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             )
         self.device_ = resolve_device(self.device)
         self.reference_ = self._similarity_features(features)
+        self._warn_zero_rows(self.reference_, "fit")
         self.tau_ = self._auto_tau() if self.tau == "auto" else float(self.tau)
         self.object_sets_ = None if object_sets is None else list(object_sets)
         self.object_vocabulary_ = (
             None if object_sets is None else _vocabulary(object_sets)
         )
         return self
+
+    def fit_transform(self, X, y=None):
+        """Keep ``X`` as the reference videos and link them to each other.
+
+        Equals ``fit(X).transform(X)``; rows of norm 0 are warned about once
+        (by ``fit``), not once more as queries.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_videos, n_features) or VideoFeatures
+            As in :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        graph : VideoGraph
+            The training graph, of shape ``(n_videos, n_videos)``, without
+            self links.
+        """
+        return self.fit(X)._transform(X, warn=False)
 
     def transform(self, X):
         """Link each row of ``X`` to the reference videos.
@@ -337,6 +382,8 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_queries, n_features) or VideoFeatures
             Query video features; with object sets exactly when ``fit`` had
+            them. Rows of norm 0 (in the similarity ``columns``) are linked
+            all the same, with a :class:`~skvidsage.ZeroRowWarning` naming
             them.
 
         Returns
@@ -346,12 +393,18 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             ``graph.adjacency`` is a CSR matrix of shape
             ``(n_queries, n_reference)`` with the positive link weights.
         """
+        return self._transform(X, warn=True)
+
+    def _transform(self, X, *, warn):
+        """``transform``; ``warn=False`` when ``fit`` has checked these rows."""
         check_is_fitted(self)
         features, object_sets = _split_input(X)
         with np.errstate(over="ignore"):  # sklearn reports the overflow
             features = validate_data(self, features, dtype=np.float32, reset=False)
         semantic = self._encode_semantic(object_sets)
         similar = self._similarity_features(features)
+        if warn:
+            self._warn_zero_rows(similar, "transform")
         n_ref = self.reference_.shape[0]
         batch_size = self.batch_size
         if batch_size == "auto":
@@ -383,6 +436,19 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         )
         adjacency.has_sorted_indices = True
         return VideoGraph(features, adjacency)
+
+    def _warn_zero_rows(self, similar, method):
+        """Name the rows of ``similar`` that L2 normalisation leaves at zero.
+
+        ``similar`` holds the similarity features as ``normalize_rows`` will
+        get them (float32, restricted to ``columns``), so a row warned about
+        is exactly a row the kernels keep at zero.
+        """
+        _warn_zero_feature_rows(
+            similar,
+            owner=f"{type(self).__name__}.{method}",
+            name="X" if self.columns is None else "X[:, columns]",
+        )
 
     def _similarity_features(self, features):
         """Return the columns of ``features`` the similarity uses."""

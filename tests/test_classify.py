@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from skvidsage import (
     GraphSmoothingClassifier,
     VideoGraphBuilder,
     VidSageEmbedder,
+    ZeroRowWarning,
     gap_scorer,
     hit_at_one_scorer,
 )
@@ -93,6 +95,41 @@ def test_smoothing_zero_is_the_estimator_and_unlinked_rows_keep_it():
     np.testing.assert_allclose(
         lonely.predict_proba(X), lonely.estimator_.predict_proba(X), rtol=1e-6
     )
+
+
+def _zero_row_messages(call):
+    """Run ``call()``; return its result and its ZeroRowWarning messages."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = call()
+    found = [w for w in caught if issubclass(w.category, ZeroRowWarning)]
+    assert all(w.filename == __file__ for w in found)  # the caller's line
+    return out, [str(w.message) for w in found]
+
+
+def test_zero_rows_warn_once_through_the_graph_builder():
+    rng = np.random.RandomState(0)
+    X, y = _clusters(rng)
+    X[[3, 50]] = 0.0
+    clf = GraphSmoothingClassifier()
+    _, messages = _zero_row_messages(lambda: clf.fit(X, y))
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        "VideoGraphBuilder.fit: 2 rows of X have norm 0 (rows 3, 50)"
+    )
+    Xq = X[:6] + 0.1
+    Xq[4] = 0.0
+    for method in (clf.predict_proba, clf.predict):
+        P, messages = _zero_row_messages(lambda method=method: method(Xq))
+        assert len(messages) == 1
+        assert messages[0].startswith(
+            "VideoGraphBuilder.transform: 1 row of X has norm 0 (row 4)"
+        )
+        assert len(P) == 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroRowWarning)
+        clf.predict_proba(X[:6] + 0.1)  # normal rows: silent
+        GraphSmoothingClassifier().fit(X[X.any(axis=1)], y[X.any(axis=1)])
 
 
 def test_smoothing_layers_smooth_the_training_labels():

@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from sklearn.preprocessing import normalize
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from skvidsage import ZeroRowWarning
 from skvidsage.containers import VideoFeatures, VideoGraph
 from skvidsage.graph import VideoGraphBuilder
 
@@ -99,6 +101,14 @@ def _random_sets(rng, n, labels="abcde", max_size=3):
         set(rng.choice(list(labels), size=rng.randint(0, max_size + 1), replace=False))
         for _ in range(n)
     ]
+
+
+def _zero_row_warnings(call):
+    """Run ``call()``; return its result and its ZeroRowWarnings (all shown)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = call()
+    return out, [w for w in caught if issubclass(w.category, ZeroRowWarning)]
 
 
 def _blobs(rng, n, d=8, centers=4):
@@ -444,11 +454,86 @@ def test_zero_rows_stay_zero():
     # a zero row is at distance 1 (g = 0) from unit rows, 0 (g = 1) from zero rows
     R = np.array([[1.0, 0.0], [0.0, 0.0]])
     builder = VideoGraphBuilder(tau=-1.0, n_neighbors=0, visual_weight="similarity")
-    G = builder.fit(R).transform(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]]))
+    with pytest.warns(ZeroRowWarning, match=r"fit: 1 row of X has norm 0 \(row 1\)"):
+        builder.fit(R)
+    with pytest.warns(ZeroRowWarning, match=r"transform: 1 row .* \(row 0\)"):
+        G = builder.transform(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 1.0]]))
     # (two zero rows are identical videos: never linked)
     np.testing.assert_allclose(
         G.toarray(), [[0.5, 0.0], [1.0, 0.5], [1 - np.sqrt(2) / 2, 0.5]], rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("with_sets", [False, True])
+def test_zero_rows_warn_naming_them_on_fit_and_on_unseen_videos(with_sets):
+    rng = np.random.RandomState(0)
+    X, Q = _blobs(rng, 20), _blobs(rng, 6)
+    X[[4, 11]] = 0.0
+    Q[5] = 0.0
+    if with_sets:  # VidSage: the object sets do not give a zero row a direction
+        X = VideoFeatures(X, _random_sets(rng, 20))
+        Q = VideoFeatures(Q, _random_sets(rng, 6))
+    builder = VideoGraphBuilder(n_neighbors=3)
+    _, caught = _zero_row_warnings(lambda: builder.fit(X))
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert message.startswith(
+        "VideoGraphBuilder.fit: 2 rows of X have norm 0 (rows 4, 11)"
+    )
+    assert "Drop or fix those videos" in message
+    assert caught[0].filename == __file__  # attributed to the caller
+    _, caught = _zero_row_warnings(lambda: builder.transform(Q))
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert str(caught[0].message).startswith(
+        "VideoGraphBuilder.transform: 1 row of X has norm 0 (row 5)"
+    )
+    # the zero query is linked all the same (its floor of 3)
+    G, _ = _zero_row_warnings(lambda: builder.transform(Q))
+    assert G.adjacency[5].nnz == 3
+
+
+def test_fit_transform_warns_once_and_equals_fit_then_transform():
+    rng = np.random.RandomState(1)
+    X = _blobs(rng, 15)
+    X[2] = 0.0
+    builder = VideoGraphBuilder(n_neighbors=2)
+    G, caught = _zero_row_warnings(lambda: builder.fit_transform(X))
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert str(caught[0].message).startswith("VideoGraphBuilder.fit: 1 row of X")
+    expected, _ = _zero_row_warnings(lambda: clone(builder).fit(X).transform(X))
+    _assert_same_graph(G, expected)
+    # in a Pipeline too: once, pointed at the caller's line
+    _, caught = _zero_row_warnings(
+        lambda: Pipeline([("graph", clone(builder))]).fit_transform(X)
+    )
+    assert len(caught) == 1 and caught[0].filename == __file__
+
+
+def test_zero_rows_are_checked_on_the_similarity_columns():
+    rng = np.random.RandomState(2)
+    X = _blobs(rng, 12)
+    X[3, :4] = 0.0  # zero in the similarity columns only
+    X[7, 4:] = 0.0  # zero outside them: has a direction for the graph
+    builder = VideoGraphBuilder(n_neighbors=2, columns=slice(0, 4))
+    _, caught = _zero_row_warnings(lambda: builder.fit(X))
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith(
+        "VideoGraphBuilder.fit: 1 row of X[:, columns] has norm 0 (row 3)"
+    )
+    _, caught = _zero_row_warnings(lambda: VideoGraphBuilder(n_neighbors=2).fit(X))
+    assert caught == []  # no row is zero in all its columns
+
+
+def test_no_zero_row_warning_on_normal_data():
+    rng = np.random.RandomState(3)
+    X, Q = _blobs(rng, 30), _blobs(rng, 5)
+    tiny = np.float32(1e-30) * Q  # small but not zero: a direction
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroRowWarning)
+        builder = VideoGraphBuilder(tau="auto", n_neighbors=3)
+        builder.fit(X).transform(Q)
+        builder.fit_transform(X)
+        builder.transform(tiny)
 
 
 def test_large_values_do_not_overflow():
@@ -693,6 +778,9 @@ class _AdjacencyView(VideoGraphBuilder):
 
     def transform(self, X):
         return super().transform(X).adjacency
+
+    def fit_transform(self, X, y=None):  # the builder's own, warning once
+        return super().fit_transform(X).adjacency
 
 
 @parametrize_with_checks(

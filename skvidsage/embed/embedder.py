@@ -28,7 +28,7 @@ from skvidsage.embed._training import (
     train,
 )
 from skvidsage.embed.nn import VidSageNet
-from skvidsage.graph import VideoGraphBuilder
+from skvidsage.graph import VideoGraphBuilder, _warn_zero_feature_rows
 
 __all__ = ["VidSageEmbedder"]
 
@@ -76,6 +76,12 @@ class VidSageEmbedder(
     with :math:`h^0` the L2-normalised input features and :math:`w_{ij}` the
     edge weights of :class:`~skvidsage.VideoGraphBuilder`; the last layer has
     no outer ReLU (nor dropout), which would let the loss collapse it to zero.
+
+    A video whose features are all zero has no direction: its normalised
+    input stays zero and its embedding comes from its neighbours alone. A
+    :class:`~skvidsage.ZeroRowWarning` names such rows, once per call: given
+    a :class:`~skvidsage.VideoGraph`, the embedder checks its features; given
+    features, the ``graph`` builder that links them does.
 
     Parameters
     ----------
@@ -306,6 +312,11 @@ class VidSageEmbedder(
     def _check_graph(self, G, *, reset):
         """Validate a VideoGraph; return ``(features, adjacency)``."""
         features = validate_data(self, G.features, dtype=np.float32, reset=reset)
+        _warn_zero_feature_rows(
+            features,
+            owner=f"{type(self).__name__}.{'fit' if reset else 'transform'}",
+            name="the VideoGraph's features",
+        )
         if reset and G.shape[0] != G.shape[1]:
             raise ValueError(
                 "fit needs the graph among the training videos, of shape "
@@ -320,7 +331,12 @@ class VidSageEmbedder(
         return features, G.adjacency
 
     def _build_graph(self, X, builder, *, reset):
-        """Validate plain features and link them with ``builder``."""
+        """Validate plain features and link them with ``builder``.
+
+        The builder warns about rows of norm 0 (once, also in
+        ``fit_transform``); every all-zero row is also zero in its
+        similarity ``columns``, so the embedder does not check again.
+        """
         features = validate_data(self, X, dtype=np.float32, reset=reset)
         link = builder.fit_transform if reset else builder.transform
         return features, link(features).adjacency

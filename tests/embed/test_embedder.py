@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -19,6 +20,7 @@ from skvidsage import (
     VideoGraph,
     VideoGraphBuilder,
     VidSageEmbedder,
+    ZeroRowWarning,
     load_youtube8m,
 )
 from skvidsage.metrics import gap_scorer, hit_at_k_score, map_scorer
@@ -133,6 +135,83 @@ def test_unlinked_video_gets_a_defined_embedding(conv):
     assert lonely.adjacency.nnz == 0
     Z = emb.transform(lonely)
     assert np.isfinite(Z).all() and np.abs(Z).sum() > 0
+
+
+def _zero_row_messages(call):
+    """Run ``call()``; return its result and its ZeroRowWarning messages."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = call()
+    found = [w for w in caught if issubclass(w.category, ZeroRowWarning)]
+    assert all(w.filename == __file__ for w in found)  # the caller's line
+    return out, [str(w.message) for w in found]
+
+
+def _with_zero_rows(rng):
+    X, _ = _clusters(rng)
+    X[[5, 40]] = 0.0
+    Q = X[:4] + 0.1
+    Q[1] = 0.0
+    return X, Q
+
+
+def test_zero_rows_warn_once_through_the_builder_on_features():
+    # plain features: the embedder's graph builder names the rows, and the
+    # embedder does not name them a second time
+    rng = np.random.RandomState(0)
+    X, Q = _with_zero_rows(rng)
+    emb = VidSageEmbedder()
+    for fit in (emb.fit, emb.fit_transform):
+        _, messages = _zero_row_messages(lambda fit=fit: fit(X))
+        assert len(messages) == 1
+        assert messages[0].startswith(
+            "VideoGraphBuilder.fit: 2 rows of X have norm 0 (rows 5, 40)"
+        )
+    Z, messages = _zero_row_messages(lambda: emb.transform(Q))
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        "VideoGraphBuilder.transform: 1 row of X has norm 0 (row 1)"
+    )
+    assert np.isfinite(Z).all()
+
+
+def test_zero_rows_warn_once_on_a_video_graph():
+    rng = np.random.RandomState(0)
+    X, Q = _with_zero_rows(rng)
+    builder = VideoGraphBuilder()
+    (G, GQ), _ = _zero_row_messages(
+        lambda: (builder.fit_transform(X), builder.transform(Q))
+    )
+    emb = VidSageEmbedder()
+    for fit in (emb.fit, emb.fit_transform):
+        _, messages = _zero_row_messages(lambda fit=fit: fit(G))
+        assert len(messages) == 1
+        assert messages[0].startswith(
+            "VidSageEmbedder.fit: 2 rows of the VideoGraph's features have norm "
+            "0 (rows 5, 40)"
+        )
+    _, messages = _zero_row_messages(lambda: emb.transform(GQ))
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        "VidSageEmbedder.transform: 1 row of the VideoGraph's features has "
+        "norm 0 (row 1)"
+    )
+    # a hand-made graph is checked the same way
+    hand = VideoGraph(np.zeros((2, X.shape[1])), sp.csr_matrix((2, len(X))))
+    _, messages = _zero_row_messages(lambda: emb.transform(hand))
+    assert len(messages) == 1 and "(rows 0, 1)" in messages[0]
+
+
+def test_no_zero_row_warning_on_normal_data():
+    rng = np.random.RandomState(0)
+    X, _ = _clusters(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZeroRowWarning)
+        emb = VidSageEmbedder(**FAST)
+        emb.fit_transform(X)
+        emb.transform(X[:5] + 0.1)
+        G = VideoGraphBuilder().fit_transform(X)
+        VidSageEmbedder().fit(G).transform(G)
 
 
 def _propagated(a, x_rows, A_ref, x_ref):

@@ -34,6 +34,8 @@ _VIDEO = [
     "VideoDecodeError",
     "VideoDecodeWarning",
     "VideoFeaturizer",
+    "featurize_to_folder",
+    "load_featurized",
     "read_frames",
 ]
 _EXPORTS = {

@@ -5,6 +5,8 @@ are public for users who decode or detect on their own: :func:`read_frames`
 (one file through PyAV, with its errors :class:`VideoDecodeError` and
 :class:`VideoDecodeWarning`), :class:`ImagePreprocess` (a backbone's input
 transform) and :class:`Detector` (object sets from a detection model).
+:func:`featurize_to_folder` featurises a large list of files shard by shard,
+resumably, on any joblib backend; :func:`load_featurized` reads it back.
 
 Names are imported on first use: the decoding worker processes import
 :mod:`skvidsage.video._decode` without loading torch.
@@ -20,6 +22,8 @@ __getattr__, __dir__, __all__ = attach(
         "VideoDecodeError": "_decode",
         "VideoDecodeWarning": "_decode",
         "VideoFeaturizer": "featurize",
+        "featurize_to_folder": "shards",
+        "load_featurized": "shards",
         "read_frames": "_decode",
     },
 )

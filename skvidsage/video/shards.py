@@ -143,16 +143,18 @@ def _featurize_shard(featurizer, paths, target):
     rows = np.asarray(getattr(out, "features", out), dtype=np.float32)
     objects = getattr(out, "object_sets", None) or [frozenset()] * len(paths)
     status, reason, notes = _video_status(paths, rows, caught)
-    tmp = target.with_name(target.stem + ".tmp.npz")
-    np.savez(
-        tmp,
-        features=rows,
-        paths=np.asarray(paths, dtype=str),
-        status=status,
-        reason=reason,
-        objects=np.asarray([json.dumps(sorted(map(str, o))) for o in objects]),
-        notes=np.asarray(notes, dtype=str),
-    )
+    # a hidden partial file, renamed when complete: a shard file is whole
+    tmp = target.with_name(f".{target.name}.partial")
+    with open(tmp, "wb") as f:
+        np.savez(
+            f,
+            features=rows,
+            paths=np.asarray(paths, dtype=str),
+            status=status,
+            reason=reason,
+            objects=np.asarray([json.dumps(sorted(map(str, o))) for o in objects]),
+            notes=np.asarray(notes, dtype=str),
+        )
     os.replace(tmp, target)
     return target
 

@@ -190,6 +190,7 @@ def build_edges(
     semantic=None,
     alpha=0.0,
     beta=1.0,
+    index=None,
     device,
 ):
     """Link each row of ``Q`` to the rows of ``R``; see ``VideoGraphBuilder``.
@@ -225,6 +226,10 @@ def build_edges(
         ``_jaccard_block``; sizes as float32 ndarrays), or None for LiteVidSage.
     alpha, beta : float
         VidSage weights of the Jaccard and of the visual term.
+    index : skvidsage._ann.IVFIndex or None
+        Approximate search over ``R`` (LiteVidSage with a ``max_degree``
+        only): each query's links are chosen by the same rules among its
+        ``max_degree + 1 + 4`` best candidates, not among all references.
     device : torch.device
         Where to compute.
 
@@ -233,6 +238,8 @@ def build_edges(
     indptr, indices, data : ndarray
         The CSR arrays, shape ``(n_queries, n_ref)``, sorted indices.
     """
+    if index is not None and (semantic is not None or max_degree is None):
+        raise ValueError("approximate search needs LiteVidSage and a max_degree")
     n_q, n_ref = Q.shape[0], R.shape[0]
     tau32 = float32_ceil(tau)
     R_nonzero = torch.linalg.vector_norm(R, dim=1) > 0
@@ -244,6 +251,18 @@ def build_edges(
     for start in range(0, n_q, batch_size):
         stop = min(start + batch_size, n_q)
         Qb, q_nonzero = normalize_rows(Q[start:stop], device)
+        if index is not None:
+            rows, cols = _candidate_links(
+                index, Qb, Q[start:stop], R_raw, tau32, n_neighbors, max_degree
+            )
+            if visual_weight is not None:
+                w = visual_weight(_pair_distance(Qb, R, rows, cols))
+            else:
+                w = torch.ones(len(rows), dtype=torch.float32, device=device)
+            counts.append(np.bincount(rows.cpu().numpy(), minlength=stop - start))
+            indices.append(cols.cpu().numpy())
+            data.append(w.cpu().numpy())
+            continue
         any_zero = any_r_zero or not bool(q_nonzero.all())
         c = _cosine_block(Qb, q_nonzero, R, R_nonzero, any_zero)
         floor = torch.full(
@@ -293,6 +312,41 @@ def build_edges(
         np.concatenate(indices).astype(idx_dtype),
         np.concatenate(data),
     )
+
+
+_COPY_MARGIN = 4  # extra candidates, in place of exact copies dropped
+
+
+def _candidate_links(index, Qb, Q_block, R_raw, tau32, n_neighbors, max_degree):
+    """Choose the visual links of a block among approximate candidates.
+
+    The rule is brute force's (``_visual_links`` with a cap): the first
+    ``min(max_degree, max(n_neighbors, #{g >= tau}))`` candidates by
+    similarity, exact copies of the query excluded and not counted.
+    """
+    device = Qb.device
+    width = max_degree + 1 + _COPY_MARGIN
+    sims, idx = index.search(Qb.cpu().numpy(), width)
+    if R_raw is not None:
+        r, p = np.nonzero(sims > _COPY_COSINE)
+        if len(r):
+            same = np.all(Q_block[r] == R_raw[idx[r, p]], axis=1)
+            sims[r[same], p[same]] = -np.inf
+            order = np.argsort(-sims, axis=1, kind="stable")
+            sims = np.take_along_axis(sims, order, axis=1)
+            idx = np.take_along_axis(idx, order, axis=1)
+    c = torch.from_numpy(sims).to(device)
+    cols_all = torch.from_numpy(idx.astype(np.int64)).to(device)
+    found = (c > -torch.inf).sum(dim=1)
+    g, _ = similarity_from_cosine(c)
+    n_thr = (g >= tau32).sum(dim=1)
+    k = torch.maximum(n_thr, torch.full_like(n_thr, n_neighbors))
+    k = torch.minimum(k.clamp(max=max_degree), found)
+    keep = torch.arange(c.shape[1], device=device)[None, :] < k[:, None]
+    rows, pos = keep.nonzero(as_tuple=True)
+    cols = cols_all[rows, pos]
+    order = torch.argsort(rows * 2**32 + cols)  # by row, then column
+    return rows[order], cols[order]
 
 
 def _pair_distance(Qb, R, rows, cols, max_values=2**24):

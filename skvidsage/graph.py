@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skvidsage._ann import IVFIndex, faiss_available
 from skvidsage._checks import warn_zero_rows
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._neighbors import (
@@ -34,6 +35,7 @@ __all__ = ["VideoGraphBuilder"]
 # "auto" batch size: query rows per block such that the block of similarities
 # holds about this many float32 values (2**25 values = 128 MiB).
 _AUTO_BLOCK_VALUES = 2**25
+_FAISS_FROM = 50_000  # reference videos from which "auto" uses faiss
 # reference videos whose k-th neighbour estimates tau="auto" (evenly spaced)
 _AUTO_TAU_SAMPLE = 2000
 
@@ -194,6 +196,19 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         tuned, the embedding over the graph of both modalities lost 0.9-1.2
         GAP to the raw features at 2.5k-10.6k training videos; over the
         visual graph it gained 1.3-3.6 (:doc:`/results`, "Ablations").
+    algorithm : {"auto", "brute", "faiss"}, default="auto"
+        How candidates are searched. "brute" compares every query with every
+        reference (exact). "faiss" searches a faiss IVF index (inverted
+        lists, inner product) built in ``fit``: each query's links are chosen
+        by the same tau / floor / cap rules among its ``max_degree + 5`` best
+        candidates, so a neighbour outside the probed cells can be missed.
+        It needs ``max_degree`` and no object sets (LiteVidSage). "auto" uses
+        faiss from 50,000 reference videos when it is installed, the graph
+        is LiteVidSage and ``max_degree`` is set, else brute force.
+    n_probe : int, default=None
+        Cells of the faiss index searched per query (more: higher recall,
+        slower); default ``max(32, n_lists // 10)``, at most 128, with
+        ``n_lists = 4 sqrt(n_reference)``.
     batch_size : int or "auto", default="auto"
         Query rows per block: a block holds ``batch_size * n_reference``
         float32 similarities (plus a few same-size temporaries). ``"auto"``
@@ -217,6 +232,10 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
     object_vocabulary_ : dict or None
         Maps each object label seen in ``fit`` to a column of the set
         encoding. Labels seen only at ``transform`` never intersect.
+    algorithm_ : str
+        "brute" or "faiss": the search in use.
+    index_ : object or None
+        The faiss index over the reference rows (``algorithm_ == "faiss"``).
     device_ : torch.device
         The resolved ``device``. An estimator fitted on CUDA and unpickled (or
         used) on a machine without CUDA falls back to the CPU, with a warning.
@@ -279,6 +298,8 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         "visual_weight": [StrOptions({"binary", "similarity", "rbf"})],
         "gamma": [Interval(Real, 0, None, closed="neither")],
         "columns": ["array-like", slice, None],
+        "algorithm": [StrOptions({"auto", "brute", "faiss"})],
+        "n_probe": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
@@ -297,6 +318,8 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         visual_weight="binary",
         gamma=10.0,
         columns=None,
+        algorithm="auto",
+        n_probe=None,
         batch_size="auto",
         device="auto",
     ):
@@ -308,6 +331,8 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.visual_weight = visual_weight
         self.gamma = gamma
         self.columns = columns
+        self.algorithm = algorithm
+        self.n_probe = n_probe
         self.batch_size = batch_size
         self.device = device
 
@@ -352,7 +377,40 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.object_vocabulary_ = (
             None if object_sets is None else _vocabulary(object_sets)
         )
+        self.algorithm_ = self._resolve_algorithm(object_sets is not None)
+        self.index_ = None
+        if self.algorithm_ == "faiss":
+            R, _ = normalize_rows(self.reference_, torch.device("cpu"))
+            self.index_ = IVFIndex(R.numpy(), n_probe=self.n_probe)
         return self
+
+    def _resolve_algorithm(self, semantic):
+        n_ref = self.reference_.shape[0]
+        if self.algorithm == "brute":
+            return "brute"
+        if self.algorithm == "faiss":
+            if semantic or self.max_degree is None:
+                raise ValueError(
+                    "algorithm='faiss' needs max_degree (the candidates searched "
+                    "per query) and no object sets (the Jaccard links of VidSage "
+                    f"need every pair); got max_degree={self.max_degree}"
+                    f"{' and object sets' if semantic else ''}. Use "
+                    "algorithm='brute' or 'auto'."
+                )
+            if not faiss_available():
+                raise ImportError(
+                    "algorithm='faiss' needs faiss: pip install faiss-cpu."
+                )
+            return "faiss"
+        # faiss from 50,000 references: where it is measured faster at
+        # recall@10 >= 0.95 (benchmarks/bench_graph.py --ann, docs/results.rst)
+        use = (
+            n_ref >= _FAISS_FROM
+            and not semantic
+            and self.max_degree is not None
+            and faiss_available()
+        )
+        return "faiss" if use else "brute"
 
     def fit_transform(self, X, y=None):
         """Keep ``X`` as the reference videos and link them to each other.
@@ -428,6 +486,7 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
                 semantic=semantic,
                 alpha=float(self.alpha),
                 beta=float(self.beta),
+                index=self.index_,
                 device=device,
             )
             del R

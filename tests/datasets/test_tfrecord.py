@@ -177,9 +177,140 @@ def test_flipped_length_field(tmp_path, position):
         TFRecordReader(path).count()
     with pytest.raises(TFRecordError, match="offset 26: length CRC mismatch"):
         list(TFRecordReader(path).records())
+    # issue 11.5: the reader resynchronises at the next intact record (offset 52)
     reader = TFRecordReader(path, on_error="skip")
-    with pytest.warns(TFRecordWarning, match="rest of the file"):
+    assert reader.count() == 2
+    match = (
+        "record 1 at byte offset 26: length CRC mismatch; skipped 26 bytes, "
+        "resuming at the next intact record, at byte offset 52"
+    )
+    with pytest.warns(TFRecordWarning, match=match):
+        records = list(reader.records())
+    assert [(i, o, d) for i, o, d in records] == [(0, 0, b"x" * 10), (2, 52, b"z" * 10)]
+
+
+def _damage(data, site, offset, length):
+    """Flip one bit of the record at ``offset`` (payload ``length`` bytes)."""
+    position = offset + {"length": 2, "length CRC": 9, "payload": 12 + length // 2}.get(
+        site,
+        12 + length + 1,  # "data CRC"
+    )
+    data[position] ^= 0x20
+
+
+@pytest.mark.parametrize("site", ["length", "length CRC", "payload", "data CRC"])
+@pytest.mark.parametrize("damaged", [0, 1, 3, 5, 6])  # 3: > the 16 KiB chunk
+def test_skip_keeps_every_intact_record(tmp_path, site, damaged):
+    # 7 records of varied sizes (one empty, one longer than the first resync chunk)
+    rng = np.random.RandomState(0)
+    sizes = [100, 0, 5000, 20000, 37, 3000, 64]
+    payloads = [rng.bytes(n) for n in sizes]
+    path = _write(tmp_path / "d.tfrecord", payloads)
+    offsets = np.cumsum([0] + [16 + n for n in sizes[:-1]]).tolist()
+    data = bytearray(path.read_bytes())
+    _damage(data, site, offsets[damaged], sizes[damaged])
+    path.write_bytes(bytes(data))
+    reader = TFRecordReader(path, on_error="skip")
+    with pytest.warns(TFRecordWarning, match=f"record {damaged} at byte offset"):
+        records = list(reader.records())
+    intact = [i for i in range(7) if i != damaged]
+    assert [d for _, _, d in records] == [payloads[i] for i in intact]
+    assert [(i, o) for i, o, _ in records] == [(i, offsets[i]) for i in intact]
+    assert [e.offset for e in reader.skipped] == [offsets[damaged]]
+    assert reader.count() >= len(records)  # pass 1 of load_youtube8m allocates this
+
+
+def test_resync_reports_the_skipped_bytes(tmp_path):
+    payloads = [b"a" * 50, b"b" * 60, b"c" * 70]
+    path = _write(tmp_path / "g.tfrecord", payloads)
+    data = path.read_bytes()
+    # 1000 bytes of garbage inserted after record 0, and 200 zeros after record 1
+    garbage = np.random.RandomState(0).bytes(1000)
+    path.write_bytes(data[:66] + garbage + data[66:142] + bytes(200) + data[142:])
+    reader = TFRecordReader(path, on_error="skip")
+    with pytest.warns(TFRecordWarning, match="skipped 2 corrupt record") as w:
+        assert [d for _, _, d in reader.records()] == payloads
+    message = str(w[0].message)
+    assert str(path) in message
+    assert (
+        "record 1 at byte offset 66: length CRC mismatch; skipped 1000 bytes" in message
+    )
+    assert (
+        "record 3 at byte offset 1142: length CRC mismatch; skipped 200 bytes"
+        in message
+    )
+    assert reader.count() == 3
+
+
+def test_resync_without_a_later_record(tmp_path):
+    path = _write(tmp_path / "e.tfrecord", [b"x" * 10, b"y" * 10])
+    _flip(path, 26 + 2)  # the length of the last record
+    reader = TFRecordReader(path, on_error="skip")
+    match = (
+        "record 1 at byte offset 26: length CRC mismatch; skipped 26 bytes: nothing "
+        "intact follows"
+    )
+    with pytest.warns(TFRecordWarning, match=match):
         assert [d for _, _, d in reader.records()] == [b"x" * 10]
+    assert reader.count() == 1
+
+
+def test_resync_is_linear_in_the_damaged_bytes(tmp_path):
+    # 8 MB of damage (random bytes, then zeros) between two intact records: one
+    # pass over it. Measured: 0.15 s for 7 MB; a quadratic scan would take hours.
+    import time
+
+    rng = np.random.RandomState(0)
+    path = tmp_path / "big.tfrecord"
+    _write(path, [b"first", b"last"])
+    data = path.read_bytes()
+    path.write_bytes(data[:21] + rng.bytes(4 << 20) + bytes(4 << 20) + data[21:])
+    reader = TFRecordReader(path, on_error="skip")
+    start = time.perf_counter()
+    with pytest.warns(TFRecordWarning, match=f"skipped {8 << 20} bytes"):
+        assert [d for _, _, d in reader.records()] == [b"first", b"last"]
+    assert time.perf_counter() - start < 5
+
+
+def test_flipped_length_without_crc_checks(tmp_path):
+    # verify_crc=False cannot see a damaged length: it reads record 1 with the wrong
+    # length and yields it altered; the header it then meets (in record 2's data)
+    # runs past the end, and resynchronisation, with the CRCs, goes back to record 2
+    payloads = [b"x" * 100, b"y" * 100, b"z" * 100, b"w" * 100]
+    path = _write(tmp_path / "n.tfrecord", payloads)
+    original = path.read_bytes()
+    _flip(path, 116)  # record 1's length 100 -> 116: it swallows 16 bytes after it
+    reader = TFRecordReader(path, verify_crc=False, on_error="skip")
+    match = (
+        "record 2 at byte offset 248: truncated.*; resuming at byte offset 232, at "
+        r"an intact record that the record before \(damaged too\) ran over"
+    )
+    with pytest.warns(TFRecordWarning, match=match):
+        records = list(reader.records())
+    assert [(i, o) for i, o, _ in records] == [(0, 0), (1, 116), (3, 232), (4, 348)]
+    assert [d for _, _, d in records[::2]] == payloads[::2]
+    assert records[3][2] == payloads[3]
+    assert records[1][2] == original[128:244]  # altered, and nothing says so
+
+
+def test_resync_goes_back_into_a_record_cut_short(tmp_path):
+    # found by fuzzing (a swapped chunk): record 1 is cut short, so its data CRC
+    # fails and its length runs over records 2 and 3 into 4; the resync starts after
+    # record 1's header, not after the bad one its length leads to
+    rng = np.random.RandomState(0)
+    payloads = [rng.bytes(n) for n in (50, 300, 40, 60, 500)]
+    path = _write(tmp_path / "c.tfrecord", payloads)
+    data = path.read_bytes()
+    path.write_bytes(data[: 66 + 12 + 100] + data[66 + 316 :])  # 100 bytes of 300
+    reader = TFRecordReader(path, on_error="skip")
+    match = (
+        "record 1 at byte offset 66: data CRC mismatch; record 2 at byte offset 382: "
+        "length CRC mismatch; resuming at byte offset 178, at an intact record"
+    )
+    with pytest.warns(TFRecordWarning, match=match):
+        kept = [d for _, _, d in reader.records()]
+    assert kept == [payloads[0]] + payloads[2:]
+    assert reader.count() >= len(kept)  # pass 1 of load_youtube8m allocates this
 
 
 def test_reader_report_and_errors(tmp_path):

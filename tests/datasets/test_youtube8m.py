@@ -1,5 +1,7 @@
 import struct
+import time
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from skvidsage.datasets import (
     load_youtube8m,
 )
 from skvidsage.datasets._tfrecord import (
+    TFRecordReader,
     encode_example,
     encode_sequence_example,
     write_tfrecord,
@@ -147,10 +150,19 @@ def test_missing_feature(tmp_path):
         rf"a.tfrecord: record 2 at byte offset {offset}: missing feature\(s\) "
         r"\['mean_audio'\]; this record has features \['id', 'labels', 'mean_rgb'\]"
     )
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(TFRecordError, match=match + ", unlike the records before"):
         load_youtube8m(path, features=("mean_rgb", "mean_audio"))
-    with pytest.raises(ValueError, match="missing feature"):
-        load_youtube8m(path, features="nope", on_error="skip")  # not corruption
+    # issue 11.5: the other records have the feature, so this one is damaged
+    with pytest.warns(TFRecordWarning, match=f"record 2 at byte offset {offset}"):
+        bunch = load_youtube8m(
+            path, features=("mean_rgb", "mean_audio"), on_error="skip"
+        )
+    assert bunch.ids.tolist() == ["vid0", "vid1"]
+    # no record has it: the request is wrong, which skipping would only hide
+    match = r"'nope'.*no record of this file matches \(3 tried\)"
+    with pytest.raises(ValueError, match=match) as excinfo:
+        load_youtube8m(path, features="nope", on_error="skip")
+    assert "level=" not in str(excinfo.value)
 
 
 @pytest.mark.parametrize(
@@ -163,10 +175,14 @@ def test_missing_feature(tmp_path):
     ],
 )
 def test_bad_feature_values(tmp_path, change, match):
-    videos = _videos(np.random.RandomState(0), 2)
+    rng = np.random.RandomState(0)
+    videos = _videos(rng, 2)
     videos[1].update(change)
+    path = _write_videos(tmp_path / "a.tfrecord", videos + _videos(rng, 1, start=2))
     with pytest.raises(ValueError, match="record 1 at byte offset .*" + match):
-        load_youtube8m(_write_videos(tmp_path / "a.tfrecord", videos))
+        load_youtube8m(path)
+    with pytest.warns(TFRecordWarning, match="record 1 at byte offset .*" + match):
+        assert load_youtube8m(path, on_error="skip").ids.tolist() == ["vid0", "vid2"]
 
 
 def test_int64_features_are_cast(tmp_path):
@@ -212,11 +228,14 @@ def test_path_errors(tmp_path):
 
 
 def test_wrong_level(video_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"feature lists \[\] \(is level= right"):
-        load_youtube8m(video_dir[0], level="frame")
+    match = r"feature lists \[\] \(it is shaped like a video-level record: is level="
+    for on_error in ("raise", "skip"):
+        with pytest.raises(ValueError, match=match):
+            load_youtube8m(video_dir[0], level="frame", on_error=on_error)
     videos = _frame_videos(np.random.RandomState(0), 1)
     path = _write_frames(tmp_path / "frames.tfrecord", videos)
-    with pytest.raises(ValueError, match=r"has features \['id', 'labels'\]"):
+    match = r"has features \['id', 'labels'\] \(it is shaped like a frame-level"
+    with pytest.raises(ValueError, match=match):
         load_youtube8m(path)
 
 
@@ -301,9 +320,22 @@ def test_flipped_length_field(video_dir):
     _flip(first, offsets[2] + 1)
     with pytest.raises(TFRecordError, match=f"offset {offsets[2]}: length CRC"):
         load_youtube8m(path)
-    with pytest.warns(TFRecordWarning, match="the rest of the file could not be read"):
+    # issue 11.5: only the damaged record is lost, not the rest of the file
+    skipped = offsets[3] - offsets[2]
+    match = (
+        f"record 2 at byte offset {offsets[2]}: length CRC mismatch; skipped "
+        f"{skipped} bytes, resuming at the next intact record, at byte offset "
+        f"{offsets[3]}"
+    )
+    with pytest.warns(TFRecordWarning, match=match):
         bunch = load_youtube8m(path, on_error="skip")
-    assert bunch.ids.tolist() == [v["id"] for v in videos[:2] + videos[5:]]
+    kept = videos[:2] + videos[3:]
+    assert bunch.ids.tolist() == [v["id"] for v in kept]
+    np.testing.assert_array_equal(bunch.data, [v["mean_rgb"] for v in kept])
+    # without CRC checks the length (+1024) runs past the end, which is seen
+    with pytest.warns(TFRecordWarning, match=f"offset {offsets[2]}: truncated"):
+        unchecked = load_youtube8m(path, on_error="skip", verify_crc=False)
+    np.testing.assert_array_equal(unchecked.data, bunch.data)
 
 
 def test_malformed_protobuf_record(tmp_path):
@@ -317,6 +349,121 @@ def test_malformed_protobuf_record(tmp_path):
     with pytest.warns(TFRecordWarning, match="malformed protobuf"):
         bunch = load_youtube8m(path, on_error="skip")
     assert bunch.ids.tolist() == ["vid0", "vid1"]
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"", "empty payload"),
+        (b"\x08\x01", r"no 'id' feature, it has no feature at all"),  # a varint
+        (encode_example({"x": [1.0]}), r"no 'id' feature, it has features \['x'\]"),
+        (b"\x0a\x05\x0a", "malformed protobuf"),
+    ],
+)
+@pytest.mark.parametrize("damaged", [0, 2])
+def test_damaged_payload_with_a_valid_crc(tmp_path, payload, reason, damaged):
+    # issue 11.5: fuzzing found that such a record lost the whole load
+    videos = _videos(np.random.RandomState(0), 4)
+    records = [encode_example(v) for v in videos]
+    records[damaged] = payload
+    path = tmp_path / "a.tfrecord"
+    write_tfrecord(path, records)
+    offset = sum(16 + len(r) for r in records[:damaged])
+    match = (
+        f"record {damaged} at byte offset {offset}: {reason}.*"
+        "the record's payload is damaged, or is not a YouTube-8M example"
+    )
+    with pytest.raises(TFRecordError, match="a.tfrecord: " + match) as excinfo:
+        load_youtube8m(path)
+    assert str(path) in str(excinfo.value) and "level=" not in str(excinfo.value)
+    with pytest.warns(TFRecordWarning, match=r"a.tfrecord: skipped 1 .*: " + match):
+        bunch = load_youtube8m(path, on_error="skip")
+    kept = [v for i, v in enumerate(videos) if i != damaged]
+    assert bunch.ids.tolist() == [v["id"] for v in kept]
+    np.testing.assert_array_equal(bunch.data, [v["mean_rgb"] for v in kept])
+    np.testing.assert_array_equal(bunch.target.toarray(), _dense_labels(kept))
+
+
+def test_first_record_lacking_a_feature(tmp_path):
+    videos = _videos(np.random.RandomState(0), 3)
+    del videos[0]["mean_rgb"]
+    path = _write_videos(tmp_path / "a.tfrecord", videos)
+    # raise: nothing tells yet whether the request or the record is wrong
+    match = (
+        r"record 0 at byte offset 0: missing feature\(s\) \['mean_rgb'\]; this "
+        r"record has features \['id', 'labels', 'mean_audio'\]; if the other "
+        "records differ from it, this one is damaged and on_error='skip' skips it"
+    )
+    with pytest.raises(ValueError, match=match):
+        load_youtube8m(path)
+    # skip: record 1 has the feature, so record 0 is the damaged one
+    with pytest.warns(TFRecordWarning, match=r"record 0 .*\['mean_rgb'\].*unlike"):
+        bunch = load_youtube8m(path, on_error="skip")
+    assert bunch.ids.tolist() == ["vid1", "vid2"]
+    np.testing.assert_array_equal(bunch.data, [v["mean_rgb"] for v in videos[1:]])
+
+
+def test_skipped_record_does_not_fix_the_feature_lengths(tmp_path):
+    # record 0 has a 'mean_rgb' of 5 values but a malformed 'mean_audio': once it
+    # is skipped, the 16 values of the other records' 'mean_rgb' are the length
+    videos = _videos(np.random.RandomState(0), 3)
+    records = [encode_example(v) for v in videos]
+    good = encode_example({"id": "bad", "mean_rgb": np.zeros(5, np.float32)})
+    assert good[0] == 0x0A and len(good) == good[1] + 2  # Example{Features{...}}
+    entry = b"\x0a\x12\x0a\x0amean_audio\x12\x04\x12\x02\x0a\x07"  # 7 bytes: missing
+    features = good[2:] + entry
+    records.insert(0, b"\x0a" + bytes([len(features)]) + features)
+    path = tmp_path / "a.tfrecord"
+    write_tfrecord(path, records)
+    with pytest.warns(TFRecordWarning, match="record 0 .*malformed protobuf"):
+        bunch = load_youtube8m(
+            path, features=("mean_rgb", "mean_audio"), on_error="skip"
+        )
+    assert bunch.ids.tolist() == ["vid0", "vid1", "vid2"]
+    assert bunch.data.shape == (3, 20)
+
+
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_non_finite_values_warn(tmp_path, on_error):
+    # issue 11.5: inf and NaN are loaded as they are, with a warning, either way
+    videos = _videos(np.random.RandomState(0), 300)
+    videos[1]["mean_rgb"][3] = np.inf
+    videos[299]["mean_audio"][0] = np.nan  # in the second block of 256 rows
+    path = _write_videos(tmp_path / "a.tfrecord", videos)
+    features = ("mean_rgb", "mean_audio")
+    match = (
+        r"a.tfrecord: 2 record\(s\) hold inf or NaN values, loaded as they are: "
+        r"record 1 \(data\[1\]\), record 299 \(data\[299\]\)"
+    )
+    with pytest.warns(TFRecordWarning, match=match):
+        bunch = load_youtube8m(path, features=features, on_error=on_error)
+    assert bunch.data.shape == (300, 20)
+    assert np.isposinf(bunch.data[1, 3]) and np.isnan(bunch.data[299, 16])
+    assert np.isfinite(np.delete(bunch.data, [1, 299], axis=0)).all()
+
+
+def test_non_finite_values_after_the_cast(tmp_path):
+    videos = _videos(np.random.RandomState(0), 3)
+    videos[2]["mean_rgb"][0] = 1e6  # finite in float32, inf in float16
+    path = _write_videos(tmp_path / "a.tfrecord", videos)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_youtube8m(path)
+    with pytest.warns(TFRecordWarning, match=r"1 record\(s\) .*record 2 \(data\[2\]\)"):
+        assert np.isinf(load_youtube8m(path, dtype=np.float16).data[2, 0])
+
+
+def test_non_finite_frames_warn(tmp_path):
+    frames = np.arange(6, dtype=np.float32).reshape(3, 2)
+    frames[1, 0] = np.nan
+    records = [
+        encode_sequence_example({"id": "a"}, {"x": list(frames[:1])}),
+        encode_sequence_example({"id": "b"}, {"x": list(frames)}),
+    ]
+    write_tfrecord(tmp_path / "a.tfrecord", records)
+    with pytest.warns(TFRecordWarning, match=r"1 record\(s\) .*record 1 \(data\[1\]\)"):
+        bunch = load_youtube8m(tmp_path, level="frame", features=("x",))
+    assert np.isnan(bunch.data[1][1, 0])
 
 
 def test_memory_is_the_output_size(tmp_path):
@@ -498,6 +645,55 @@ def test_real_paths_and_classes(yt8m):
     np.testing.assert_array_equal(
         subset.target.toarray(), yt8m.target[:n][:, classes].toarray()
     )
+
+
+def _record_offsets_of(path):
+    return [offset for _, offset, _ in TFRecordReader(path).records()]
+
+
+@needs_yt8m
+@pytest.mark.parametrize("site", ["length", "length CRC", "payload", "data CRC"])
+def test_real_flipped_bit_loses_only_its_record(tmp_path, site):
+    # issue 11.5: a flipped bit in a header used to lose the rest of the file
+    source = YT8M_DIR / "validate0000.tfrecord"
+    features = ("mean_rgb", "mean_audio")
+    reference = load_youtube8m(source, features=features)
+    offsets = _record_offsets_of(source) + [source.stat().st_size]
+    k = 3
+    length = offsets[k + 1] - offsets[k] - 16
+    where = {"length": 1, "length CRC": 10, "payload": 12 + length // 2}
+    data = bytearray(source.read_bytes())
+    data[offsets[k] + where.get(site, 12 + length + 2)] ^= 0x08
+    path = tmp_path / source.name
+    path.write_bytes(bytes(data))
+    with pytest.warns(TFRecordWarning, match=f"record {k} at byte offset {offsets[k]}"):
+        bunch = load_youtube8m(path, features=features, on_error="skip")
+    keep = np.arange(len(reference.ids)) != k
+    np.testing.assert_array_equal(bunch.data, reference.data[keep])
+    np.testing.assert_array_equal(bunch.ids, reference.ids[keep])
+    assert (bunch.target != reference.target[keep]).nnz == 0
+
+
+@needs_yt8m
+def test_real_resync_is_fast(tmp_path):
+    # 5 real files joined (7 MB), a flipped length bit in record 1. Measured: 56 ms
+    # to load against 50 ms intact; one resync (both passes do one) takes 0.2 ms.
+    path = tmp_path / "joined.tfrecord"
+    files = sorted(YT8M_DIR.glob("validate000[0-4].tfrecord"))
+    path.write_bytes(b"".join(f.read_bytes() for f in files))
+    start = time.perf_counter()
+    reference = load_youtube8m(path)
+    intact = time.perf_counter() - start
+    offsets = _record_offsets_of(path)
+    data = bytearray(path.read_bytes())
+    data[offsets[1] + 1] ^= 0x04
+    path.write_bytes(bytes(data))
+    start = time.perf_counter()
+    with pytest.warns(TFRecordWarning, match=f"skipped {offsets[2] - offsets[1]} b"):
+        bunch = load_youtube8m(path, on_error="skip")
+    assert time.perf_counter() - start < intact + 1.0
+    keep = np.arange(len(offsets)) != 1
+    np.testing.assert_array_equal(bunch.data, reference.data[keep])
 
 
 def test_dump_youtube8m_round_trips(tmp_path):

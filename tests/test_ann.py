@@ -1,0 +1,92 @@
+"""The approximate (faiss) search of VideoGraphBuilder (issue 12.1)."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+import skvidsage.graph
+from skvidsage.containers import VideoFeatures
+from skvidsage.graph import VideoGraphBuilder
+
+pytest.importorskip("faiss")
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(3000, n_features=32, centers=30, random_state=0)
+    return X.astype(np.float32)
+
+
+def _links(A):
+    return [set(A.indices[A.indptr[i] : A.indptr[i + 1]]) for i in range(A.shape[0])]
+
+
+@pytest.mark.parametrize("tau, weight", [(0.3, "binary"), (-0.5, "rbf")])
+def test_exhaustive_faiss_search_gives_the_brute_force_graph(blobs, tau, weight):
+    # probing every cell makes the candidates exact: the rules must then give
+    # the same links and weights as brute force, on fit and on unseen rows
+    train, test = blobs[:2500], blobs[2500:]
+    params = dict(tau=tau, n_neighbors=5, max_degree=20, visual_weight=weight)
+    brute = VideoGraphBuilder(algorithm="brute", **params)
+    exact = VideoGraphBuilder(algorithm="faiss", n_probe=10_000, **params)
+    unit = train / np.linalg.norm(train, axis=1, keepdims=True).astype(np.float64)
+    for queries, a, b in [
+        (train, brute.fit_transform(train), exact.fit_transform(train)),
+        (test, brute.transform(test), exact.transform(test)),
+    ]:
+        q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        differ = 0
+        for i, (la, lb) in enumerate(
+            zip(_links(a.adjacency), _links(b.adjacency), strict=True)
+        ):
+            if la != lb:  # only a float32 near-tie at the cap may swap
+                differ += 1
+                cos = unit[sorted(la ^ lb)] @ q[i]
+                assert cos.max() - cos.min() < 1e-5, (i, la ^ lb, cos)
+        assert differ <= 0.01 * len(queries)
+    degrees = np.diff(exact.transform(test).adjacency.indptr)
+    assert degrees.min() >= 5 and degrees.max() <= 20
+
+
+def test_default_probes_find_nearly_every_link(blobs):
+    brute = VideoGraphBuilder(algorithm="brute", n_neighbors=10).fit_transform(blobs)
+    ann = VideoGraphBuilder(algorithm="faiss", n_neighbors=10).fit_transform(blobs)
+    hits = sum(
+        len(a & b)
+        for a, b in zip(_links(brute.adjacency), _links(ann.adjacency), strict=True)
+    )
+    assert hits / brute.adjacency.nnz >= 0.95
+
+
+def test_faiss_never_links_a_video_to_itself_or_an_exact_copy(blobs):
+    X = np.vstack([blobs[:1000], blobs[:5]])  # rows 1000-1004 copy rows 0-4
+    A = VideoGraphBuilder(
+        algorithm="faiss", tau=1.0, n_neighbors=10, n_probe=10_000
+    ).fit_transform(X).adjacency
+    for i, links in enumerate(_links(A)):
+        assert i not in links and len(links) == 10
+    for i in range(5):
+        assert 1000 + i not in _links(A)[i] and i not in _links(A)[1000 + i]
+
+
+def test_auto_uses_faiss_only_where_it_applies(blobs, monkeypatch):
+    assert VideoGraphBuilder().fit(blobs).algorithm_ == "brute"
+    monkeypatch.setattr(skvidsage.graph, "_FAISS_FROM", 1000)
+    assert VideoGraphBuilder().fit(blobs).algorithm_ == "faiss"
+    assert VideoGraphBuilder(max_degree=None).fit(blobs).algorithm_ == "brute"
+    sets = VideoFeatures(blobs, [frozenset({"a"})] * len(blobs))
+    assert VideoGraphBuilder().fit(sets).algorithm_ == "brute"
+    with pytest.raises(ValueError, match="needs max_degree .* and no object sets"):
+        VideoGraphBuilder(algorithm="faiss").fit(sets)
+    with pytest.raises(ValueError, match="max_degree=None"):
+        VideoGraphBuilder(algorithm="faiss", max_degree=None).fit(blobs)
+
+
+def test_a_faiss_builder_pickles_with_its_index(blobs):
+    builder = VideoGraphBuilder(algorithm="faiss").fit(blobs[:2000])
+    loaded = pickle.loads(pickle.dumps(builder))
+    a = builder.transform(blobs[2000:]).adjacency
+    b = loaded.transform(blobs[2000:]).adjacency
+    assert (a != b).nnz == 0

@@ -226,7 +226,7 @@ def build_edges(
         ``_jaccard_block``; sizes as float32 ndarrays), or None for LiteVidSage.
     alpha, beta : float
         VidSage weights of the Jaccard and of the visual term.
-    index : skvidsage._ann.IVFIndex or None
+    index : skvidsage._ann.HNSWIndex or None
         Approximate search over ``R`` (LiteVidSage with a ``max_degree``
         only): each query's links are chosen by the same rules among its
         ``max_degree + 1 + 4`` best candidates, not among all references.

@@ -16,9 +16,13 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
 
-from skvidsage._ann import IVFIndex, faiss_available
+from skvidsage._ann import HNSWIndex, faiss_available
 from skvidsage._checks import warn_zero_rows
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._neighbors import (
@@ -77,7 +81,11 @@ def _vocabulary(object_sets):
     return {label: i for i, label in enumerate(labels)}
 
 
-class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
+# auto_wrap_output_keys=None: the output is a VideoGraph, never wrapped in a
+# DataFrame, whatever set_output or transform_output say
+class VideoGraphBuilder(
+    DeviceStateMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
+):
     r"""Link videos by visual similarity and shared objects (VidSage graph).
 
     ``fit(X)`` keeps the reference videos (the training set); ``transform(X)``
@@ -198,17 +206,17 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         visual graph it gained 1.3-3.6 (:doc:`/results`, "Ablations").
     algorithm : {"auto", "brute", "faiss"}, default="auto"
         How candidates are searched. "brute" compares every query with every
-        reference (exact). "faiss" searches a faiss IVF index (inverted
-        lists, inner product) built in ``fit``: each query's links are chosen
-        by the same tau / floor / cap rules among its ``max_degree + 5`` best
-        candidates, so a neighbour outside the probed cells can be missed.
-        It needs ``max_degree`` and no object sets (LiteVidSage). "auto" uses
-        faiss from 50,000 reference videos when it is installed, the graph
-        is LiteVidSage and ``max_degree`` is set, else brute force.
-    n_probe : int, default=None
-        Cells of the faiss index searched per query (more: higher recall,
-        slower); default ``max(32, n_lists // 10)``, at most 128, with
-        ``n_lists = 4 sqrt(n_reference)``.
+        reference (exact). "faiss" searches a faiss HNSW index (inner
+        product) built in ``fit``: each query's links are chosen by the same
+        tau / floor / cap rules among its ``max_degree + 5`` best candidates,
+        so a neighbour the search misses is lost (98.4% of the exact 10-NN
+        found on YouTube-8M, :doc:`/results`). It needs ``max_degree`` and no
+        object sets (LiteVidSage). "auto" uses faiss from 50,000 reference
+        videos when it is installed, the graph is LiteVidSage and
+        ``max_degree`` is set, else brute force.
+    ef_search : int, default=64
+        Search effort of the faiss index (its ``efSearch``, at least
+        ``max_degree + 5``): more finds more true neighbours, slower.
     batch_size : int or "auto", default="auto"
         Query rows per block: a block holds ``batch_size * n_reference``
         float32 similarities (plus a few same-size temporaries). ``"auto"``
@@ -299,7 +307,7 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         "gamma": [Interval(Real, 0, None, closed="neither")],
         "columns": ["array-like", slice, None],
         "algorithm": [StrOptions({"auto", "brute", "faiss"})],
-        "n_probe": [Interval(Integral, 1, None, closed="left"), None],
+        "ef_search": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
@@ -319,7 +327,7 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         gamma=10.0,
         columns=None,
         algorithm="auto",
-        n_probe=None,
+        ef_search=64,
         batch_size="auto",
         device="auto",
     ):
@@ -332,7 +340,7 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.gamma = gamma
         self.columns = columns
         self.algorithm = algorithm
-        self.n_probe = n_probe
+        self.ef_search = ef_search
         self.batch_size = batch_size
         self.device = device
 
@@ -381,7 +389,7 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.index_ = None
         if self.algorithm_ == "faiss":
             R, _ = normalize_rows(self.reference_, torch.device("cpu"))
-            self.index_ = IVFIndex(R.numpy(), n_probe=self.n_probe)
+            self.index_ = HNSWIndex(R.numpy(), ef_search=self.ef_search)
         return self
 
     def _resolve_algorithm(self, semantic):
@@ -494,7 +502,70 @@ class VideoGraphBuilder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             (data, indices, indptr), shape=(features.shape[0], n_ref)
         )
         adjacency.has_sorted_indices = True
-        return VideoGraph(features, adjacency)
+        return VideoGraph(
+            features, adjacency, feature_names=getattr(self, "feature_names_in_", None)
+        )
+
+    def set_output(self, *, transform=None):
+        """Accept a Pipeline's output setting; the graph stays a VideoGraph.
+
+        A graph has no DataFrame form (its adjacency is sparse and
+        ``n_queries x n_reference``), so ``transform`` and ``fit_transform``
+        return a :class:`~skvidsage.containers.VideoGraph` whatever is set
+        here or in ``sklearn.set_config(transform_output=...)``. The method
+        exists so that ``make_pipeline(VideoGraphBuilder(),
+        VidSageEmbedder()).set_output(transform="pandas")`` works: the
+        Pipeline passes the setting to every step, and the embedder after
+        the builder returns the DataFrame. The graph carries the input's
+        column names (``VideoGraph.feature_names``) to the embedder.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            The output asked for; checked, then ignored.
+
+        Returns
+        -------
+        self : VideoGraphBuilder
+            The builder, unchanged.
+
+        Examples
+        --------
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from skvidsage import VideoGraphBuilder, VidSageEmbedder
+        >>> pipe = make_pipeline(VideoGraphBuilder(), VidSageEmbedder())
+        >>> pipe.set_output(transform="pandas").steps[0][1]
+        VideoGraphBuilder()
+        """
+        allowed = (None, "default", "pandas", "polars")
+        if transform not in allowed:
+            raise ValueError(
+                f"transform={transform!r} is not an output setting; use one of "
+                f"{allowed[1:]} or None (the graph is returned as a VideoGraph "
+                "in every case)."
+            )
+        return self
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the graph's feature columns: the input's, passed through.
+
+        ``VideoGraph.features`` is ``X`` itself, so its columns keep the input
+        names; the next step (the embedder) names its output from them, and
+        ``Pipeline.get_feature_names_out`` works through the builder.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input names: None uses ``feature_names_in_``, or ``x0, x1, ...``
+            when ``fit`` saw none; given, they must match those.
+
+        Returns
+        -------
+        names : ndarray of str objects of shape (`n_features_in_`,)
+            The names of the columns of ``VideoGraph.features``.
+        """
+        check_is_fitted(self)
+        return _check_feature_names_in(self, input_features)
 
     def _warn_zero_rows(self, similar, method):
         """Name the rows of ``similar`` that L2 normalisation leaves at zero.

@@ -179,6 +179,11 @@ class VideoGraph:
         reference video ``j``; absent entries are no link. float32 weights,
         sorted column indices, no duplicate entries and no explicit zeros
         (a matrix that has them is copied and tidied).
+    feature_names : array-like of str or None, default=None
+        The names of the ``features`` columns, when the builder was fitted
+        on a DataFrame (its ``feature_names_in_``): the embedder reads them
+        as its own ``feature_names_in_``, so its output columns are named
+        after them through a Pipeline too. Stored as an object array.
 
     Attributes
     ----------
@@ -212,6 +217,7 @@ class VideoGraph:
 
     features: np.ndarray
     adjacency: sp.csr_matrix
+    feature_names: np.ndarray | None = None
 
     def __post_init__(self):
         features = np.asarray(self.features, dtype=np.float32)
@@ -220,6 +226,21 @@ class VideoGraph:
                 "features must be 2-D (n_queries, n_features); got shape "
                 f"{features.shape}."
             )
+        if self.feature_names is not None:
+            names = np.asarray(self.feature_names, dtype=object)
+            if names.shape != (features.shape[1],):
+                raise ValueError(
+                    f"feature_names has shape {names.shape} but features has "
+                    f"{features.shape[1]} columns; give one name per column, "
+                    "or None."
+                )
+            if not all(isinstance(name, str) for name in names):
+                raise TypeError(
+                    "feature_names must be strings (as a DataFrame's column "
+                    "names in scikit-learn's feature_names_in_); got "
+                    f"{sorted({type(n).__name__ for n in names})}."
+                )
+            object.__setattr__(self, "feature_names", names)
         if not sp.issparse(self.adjacency) or self.adjacency.ndim != 2:
             raise TypeError(
                 "adjacency must be a 2-D scipy.sparse matrix; got "

@@ -3,7 +3,9 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
+from sklearn import config_context
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -875,3 +877,68 @@ def test_columns_choose_the_similarity_features_only():
                        ([[0, 1]], "1-d array")):
         with pytest.raises(ValueError, match=match):
             VideoGraphBuilder(columns=bad).fit(X)
+
+
+# --------------------------------------------------------------------------
+# set_output and feature names (issue 15)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("transform", ["default", "pandas", "polars", None])
+def test_set_output_is_accepted_and_the_graph_is_unchanged(transform):
+    rng = np.random.RandomState(0)
+    X = _blobs(rng, 20)
+    expected = VideoGraphBuilder(n_neighbors=3).fit_transform(X)
+    builder = VideoGraphBuilder(n_neighbors=3)
+    assert builder.set_output(transform=transform) is builder
+    _assert_same_graph(builder.fit_transform(X), expected)
+    _assert_same_graph(builder.transform(X), expected)
+    # Pipeline.set_output passes the call to every step
+    pipe = Pipeline([("graph", VideoGraphBuilder(n_neighbors=3))])
+    assert pipe.set_output(transform=transform) is pipe
+    _assert_same_graph(pipe.fit_transform(X), expected)
+    with pytest.raises(ValueError, match="'numpy' is not an output setting"):
+        builder.set_output(transform="numpy")
+
+
+def test_global_transform_output_leaves_the_graph_a_video_graph():
+    pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = _blobs(rng, 20)
+    expected = VideoGraphBuilder(n_neighbors=3).fit_transform(X)
+    with config_context(transform_output="pandas"):
+        builder = VideoGraphBuilder(n_neighbors=3)
+        _assert_same_graph(builder.fit_transform(X), expected)
+        _assert_same_graph(builder.fit(X).transform(X), expected)
+
+
+def test_feature_names_pass_through_to_the_graph():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = _blobs(rng, 20)[:, :4]
+    builder = VideoGraphBuilder(n_neighbors=3).fit(X)
+    assert list(builder.get_feature_names_out()) == ["x0", "x1", "x2", "x3"]
+    assert builder.transform(X).feature_names is None
+    columns = ["a", "b", "c", "d"]
+    builder.fit(pd.DataFrame(X, columns=columns))
+    names = builder.get_feature_names_out()
+    assert names.dtype == object and list(names) == columns
+    assert list(builder.get_feature_names_out(columns)) == columns
+    with pytest.raises(ValueError, match="input_features is not equal"):
+        builder.get_feature_names_out(["a", "b", "d", "c"])
+    G = builder.transform(pd.DataFrame(X, columns=columns))
+    assert G.feature_names.dtype == object and list(G.feature_names) == columns
+    # columns= restricts the similarity, not the graph's features
+    builder = VideoGraphBuilder(n_neighbors=3, columns=[0, 1])
+    G = builder.fit_transform(pd.DataFrame(X, columns=columns))
+    assert list(G.feature_names) == columns and G.features.shape[1] == 4
+    with pytest.raises(NotFittedError):
+        VideoGraphBuilder().get_feature_names_out()
+
+
+def test_video_graph_feature_names_are_checked():
+    A = np.ones((2, 3), dtype=np.float32)
+    G = VideoGraph(np.ones((2, 2)), sp.csr_matrix(A), feature_names=["u", "v"])
+    assert G.feature_names.dtype == object and list(G.feature_names) == ["u", "v"]
+    with pytest.raises(ValueError, match="one name per column"):
+        VideoGraph(np.ones((2, 2)), sp.csr_matrix(A), feature_names=["u"])
+    with pytest.raises(TypeError, match="must be strings"):
+        VideoGraph(np.ones((2, 2)), sp.csr_matrix(A), feature_names=[0, 1])

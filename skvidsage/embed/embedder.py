@@ -2,20 +2,19 @@
 
 import copy
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import (
-    BaseEstimator,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    _fit_context,
-    clone,
-)
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
 
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._propagation import GraphOperator
@@ -38,9 +37,7 @@ def _normalize(features):
     return torch.nn.functional.normalize(x, dim=-1)
 
 
-class VidSageEmbedder(
-    DeviceStateMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
     r"""Embed videos through the graph: propagated features and a GNN, no labels.
 
     ``fit`` takes the graph between the training videos (``y`` is ignored),
@@ -64,6 +61,19 @@ class VidSageEmbedder(
     linear head gains from (:doc:`/results`): the default is two hops and
     no trained layers, and the paper's network is one parameter away
     (``hidden_dims=(512, 256)``).
+
+    The output's columns are named by block (:meth:`get_feature_names_out`,
+    and the columns of the DataFrame that ``set_output(transform="pandas")``
+    gives): ``x_*`` for :math:`x`, ``hop1_*`` ... ``hopK_*`` for
+    :math:`S^k x`, ``layer1_*`` ... ``layerL_*`` for :math:`h^t`
+    (``jumping_knowledge=False``: ``layerL_*`` alone), and ``blocks_`` maps
+    each block's name to its slice of columns, so that a linear head's
+    coefficients can be read block by block. The columns of ``x`` and of each
+    hop are named after the input column they come from: ``x_<name>``,
+    ``hop2_<name>`` when ``fit`` saw named columns (a DataFrame, or a
+    :class:`~skvidsage.VideoGraph` built from one, which carries them),
+    else its index, ``x_3``, ``hop2_3``; a layer's columns are numbered,
+    ``layer1_0``, ``layer1_1``, ...
 
     The VidSage layer (paper 3.3) is
 
@@ -172,6 +182,10 @@ class VidSageEmbedder(
 
     Attributes
     ----------
+    blocks_ : dict of str to slice
+        The output's blocks in column order, each name (``"x"``,
+        ``"hop1"`` ... ``"hopK"``, ``"layer1"`` ... ``"layerL"``) mapped to
+        its columns: ``Z[:, emb.blocks_["hop2"]]`` is :math:`S^2 x`.
     module_ : skvidsage.embed.nn.VidSageNet or None
         The trained network (on the CPU); None with ``hidden_dims=()``.
     operator_ : skvidsage._propagation.GraphOperator
@@ -198,6 +212,10 @@ class VidSageEmbedder(
         The device used in ``fit``.
     n_features_in_ : int
         Input width.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of the input columns, when ``fit`` got a DataFrame with string
+        column names or a :class:`~skvidsage.VideoGraph` with
+        ``feature_names``.
 
     See Also
     --------
@@ -211,6 +229,12 @@ class VidSageEmbedder(
     >>> emb = VidSageEmbedder(hidden_dims=(16, 8), max_epochs=3, random_state=0)
     >>> emb.fit_transform(X).shape  # [x, S x, S^2 x, h_1, h_2]
     (60, 48)
+    >>> list(emb.blocks_)
+    ['x', 'hop1', 'hop2', 'layer1', 'layer2']
+    >>> emb.blocks_["layer1"]
+    slice(24, 40, None)
+    >>> emb.get_feature_names_out()[[0, 8, 16, 24, 47]]
+    array(['x_0', 'hop1_0', 'hop2_0', 'layer1_0', 'layer2_7'], dtype=object)
     """
 
     _parameter_constraints = {
@@ -311,7 +335,11 @@ class VidSageEmbedder(
     # ------------------------------------------------------------------ input
     def _check_graph(self, G, *, reset):
         """Validate a VideoGraph; return ``(features, adjacency)``."""
-        features = validate_data(self, G.features, dtype=np.float32, reset=reset)
+        with warnings.catch_warnings():
+            # the graph's names are checked below, not the array's
+            warnings.filterwarnings("ignore", "X does not have valid feature names")
+            features = validate_data(self, G.features, dtype=np.float32, reset=reset)
+        self._check_graph_feature_names(G.feature_names, reset=reset)
         _warn_zero_feature_rows(
             features,
             owner=f"{type(self).__name__}.{'fit' if reset else 'transform'}",
@@ -329,6 +357,38 @@ class VidSageEmbedder(
                 f"this embedder was fitted on {self.reference_features_.shape[0]}."
             )
         return features, G.adjacency
+
+    def _check_graph_feature_names(self, names, *, reset):
+        """Take or check ``feature_names_in_`` from a VideoGraph's ``feature_names``.
+
+        As scikit-learn's ``validate_data`` does for a DataFrame's columns.
+        """
+        if reset:
+            if names is not None:
+                self.feature_names_in_ = names.copy()
+            return
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None and names is None:
+            return
+        if fitted is None or names is None:
+            warnings.warn(
+                f"The VideoGraph {'has no' if names is None else 'has'} feature "
+                f"names, but {type(self).__name__} was fitted "
+                f"{'with' if names is None else 'without'} them; build both "
+                "graphs from the same kind of input (both DataFrames, or both "
+                "arrays).",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        if len(fitted) != len(names) or np.any(fitted != names):
+            differ = np.flatnonzero(fitted != names)[:5].tolist()
+            raise ValueError(
+                "The VideoGraph's feature_names should match those seen in fit, "
+                f"in the same order; they differ at columns {differ} (fit: "
+                f"{fitted[differ].tolist()}, now: {names[differ].tolist()}). "
+                "Select and order the input's columns as in fit."
+            )
 
     def _build_graph(self, X, builder, *, reset):
         """Validate plain features and link them with ``builder``.
@@ -424,10 +484,24 @@ class VidSageEmbedder(
         else:
             self.module_, self.reference_states_ = None, []
             self.loss_curve_, self.n_iter_, self.full_batch_ = [], 0, False
-        width = features.shape[1] * (1 + n_blocks) if self.jumping_knowledge else 0
-        width += sum(hidden) if self.jumping_knowledge else hidden[-1]
-        self._n_features_out = width
+        self.blocks_ = self._output_blocks(features.shape[1], n_blocks, hidden)
+        self._n_features_out = max(b.stop for b in self.blocks_.values())
         return adjacency
+
+    def _output_blocks(self, n_features, n_hops, hidden):
+        """Name and columns of each output block, as ``_embed`` concatenates them."""
+        widths = []
+        if self.jumping_knowledge:
+            widths += [("x", n_features)]
+            widths += [(f"hop{k}", n_features) for k in range(1, n_hops + 1)]
+            widths += [(f"layer{t}", h) for t, h in enumerate(hidden, start=1)]
+        else:
+            widths += [(f"layer{len(hidden)}", hidden[-1])]
+        blocks, start = {}, 0
+        for name, width in widths:
+            blocks[name] = slice(start, start + width)
+            start += width
+        return blocks
 
     def _train_network(self, x, adjacency, hidden, fanouts):
         """Train the GNN layers; set ``module_``, ``reference_states_``, etc."""
@@ -585,6 +659,41 @@ class VidSageEmbedder(
                     parts.append(hs.cpu().numpy())
                 out[start:stop] = np.concatenate(parts, axis=1)
         return out
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns, block by block (see ``blocks_``).
+
+        ``x_<c>`` for the normalised input, ``hop<k>_<c>`` for
+        :math:`S^k x`, ``layer<t>_<j>`` for layer :math:`t`, where ``<c>`` is
+        the input column's name (``feature_names_in_``) when ``fit`` saw
+        named columns, else its index, and ``<j>`` numbers a layer's units.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked as scikit-learn does (equal to ``feature_names_in_``
+            when ``fit`` saw names, else of length ``n_features_in_``). The
+            names themselves come from what ``fit`` saw, so that they are
+            always the columns of ``transform``'s DataFrame output.
+
+        Returns
+        -------
+        names : ndarray of str objects of shape (n_features_out,)
+            One name per output column, in order.
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features, generate_names=False)
+        inputs = getattr(self, "feature_names_in_", None)
+        if inputs is None:
+            inputs = [str(i) for i in range(self.n_features_in_)]
+        names = []
+        for block, columns in self.blocks_.items():
+            if block.startswith("layer"):
+                n = columns.stop - columns.start
+                names += [f"{block}_{j}" for j in range(n)]
+            else:
+                names += [f"{block}_{c}" for c in inputs]
+        return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -8,6 +8,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
@@ -31,7 +32,11 @@ def _input_kind(X):
     return kind, items
 
 
-class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
+# auto_wrap_output_keys=None: ``_wrap_output`` applies set_output itself, to
+# the feature rows only (a VideoFeatures has no DataFrame form)
+class VideoFeaturizer(
+    DeviceStateMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
+):
     r"""Turn videos into one feature row each, plus the objects seen (VidSage).
 
     Frames are sampled uniformly at ``sample_rate`` frames per second (the
@@ -233,7 +238,7 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_videos, n_features) or VideoFeatures
             As :meth:`transform`.
         """
-        return self._fit(X, keep_output=True)
+        return self._wrap_output(self._fit(X, keep_output=True))
 
     def _fit(self, X, keep_output=False):
         kind, items = _input_kind(X)
@@ -300,7 +305,7 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
                 f"fit saw {self.input_kind_} items; transform got {kind} items."
             )
         frame_features, objects = self._frame_features(items)
-        return self._output(frame_features, objects)
+        return self._wrap_output(self._output(frame_features, objects))
 
     def _sampling(self):
         if self.n_frames is not None:
@@ -468,6 +473,46 @@ class VideoFeaturizer(DeviceStateMixin, TransformerMixin, BaseEstimator):
             [f"videofeaturizer{i}" for i in range(self._n_features_out_value())],
             dtype=object,
         )
+
+    def set_output(self, *, transform=None):
+        """Set the container of the feature rows ``transform`` returns.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            ``"pandas"`` or ``"polars"``: the rows of ``transform`` and
+            ``fit_transform`` come as a DataFrame with the columns of
+            :meth:`get_feature_names_out`; ``"default"``: an ndarray; None:
+            unchanged. With a ``detector`` the output stays a
+            :class:`~skvidsage.VideoFeatures` (rows and object sets have no
+            DataFrame form), which the graph builder after it reads. Without a
+            call, ``sklearn.set_config(transform_output=...)`` decides.
+
+        Returns
+        -------
+        self : VideoFeaturizer
+            The featurizer.
+        """
+        if transform is None:
+            return self
+        allowed = ("default", "pandas", "polars")
+        if transform not in allowed:
+            raise ValueError(
+                f"transform={transform!r} is not an output setting; use one of "
+                f"{allowed} or None."
+            )
+        if not hasattr(self, "_sklearn_output_config"):
+            self._sklearn_output_config = {}
+        self._sklearn_output_config["transform"] = transform
+        return self
+
+    def _wrap_output(self, out):
+        """``out`` in the container ``set_output`` asks for (rows only)."""
+        container = _get_output_config("transform", self)["dense"]
+        if container == "default" or isinstance(out, VideoFeatures):
+            return out
+        adapter = ADAPTERS_MANAGER.adapters[container]
+        return adapter.create_container(out, None, columns=self.get_feature_names_out)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

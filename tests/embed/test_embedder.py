@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvidsage import (
@@ -505,3 +506,143 @@ def test_train_config_is_typed_and_frozen():
     assert [stop.stop(v) for v in (1.0, 0.95, 0.5, 0.45, 0.44)] == [
         False, False, False, False, True
     ]
+
+
+# --------------------------------------------------------------------------
+# Output names and blocks (issue 15)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "hops, hidden_dims, jumping_knowledge, blocks",
+    [
+        (0, (), True, ["x"]),
+        (1, (), True, ["x", "hop1"]),
+        (2, (), True, ["x", "hop1", "hop2"]),
+        (0, (8, 4), True, ["x", "layer1", "layer2"]),
+        (1, (8, 4), True, ["x", "hop1", "layer1", "layer2"]),
+        (2, (8, 4), True, ["x", "hop1", "hop2", "layer1", "layer2"]),
+        (2, (8, 4), False, ["layer2"]),
+        (0, (5,), False, ["layer1"]),
+    ],
+)
+def test_feature_names_follow_the_output_blocks(
+    hops, hidden_dims, jumping_knowledge, blocks
+):
+    rng = np.random.RandomState(0)
+    X, _ = _clusters(rng, n_per_class=10, dim=6)
+    G = VideoGraphBuilder(n_neighbors=4).fit_transform(X)
+    emb = VidSageEmbedder(
+        hops=hops,
+        hidden_dims=hidden_dims,
+        jumping_knowledge=jumping_knowledge,
+        max_epochs=2,
+        random_state=0,
+    )
+    Z = emb.fit_transform(G)
+    widths = {"x": 6, "hop1": 6, "hop2": 6, "layer1": (hidden_dims or (0,))[0]}
+    widths["layer2"] = hidden_dims[-1] if len(hidden_dims) == 2 else 0
+    assert list(emb.blocks_) == blocks
+    start = 0
+    for name, columns in emb.blocks_.items():
+        assert columns == slice(start, start + widths[name])
+        start = columns.stop
+    assert start == Z.shape[1]
+    expected = [f"{name}_{i}" for name in blocks for i in range(widths[name])]
+    assert list(emb.get_feature_names_out()) == expected
+    # each block holds what its name says
+    x = X / np.linalg.norm(X, axis=1, keepdims=True)
+    if "x" in blocks:
+        np.testing.assert_allclose(Z[:, emb.blocks_["x"]], x, rtol=1e-6)
+    for k in range(1, hops + 1 if jumping_knowledge else 1):
+        alone = VidSageEmbedder(hops=k).fit(G).transform(G)
+        np.testing.assert_array_equal(Z[:, emb.blocks_[f"hop{k}"]], alone[:, -6:])
+    if jumping_knowledge and hidden_dims:  # the last layer: the JK=False output
+        last = VidSageEmbedder(
+            hops=hops,
+            hidden_dims=hidden_dims,
+            jumping_knowledge=False,
+            max_epochs=2,
+            random_state=0,
+        ).fit_transform(G)
+        np.testing.assert_allclose(
+            Z[:, emb.blocks_[f"layer{len(hidden_dims)}"]], last, rtol=1e-5, atol=1e-6
+        )
+
+
+def test_feature_names_name_the_input_columns_of_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X, _ = _clusters(rng, n_per_class=10, dim=3)
+    df = pd.DataFrame(X, columns=["r", "g", "b"], index=[f"v{i}" for i in range(30)])
+    emb = VidSageEmbedder(hops=1, hidden_dims=(2,), max_epochs=2, random_state=0)
+    emb.fit(df)
+    names = ["x_r", "x_g", "x_b", "hop1_r", "hop1_g", "hop1_b", "layer1_0", "layer1_1"]
+    assert list(emb.get_feature_names_out()) == names
+    assert list(emb.get_feature_names_out(["r", "g", "b"])) == names
+    with pytest.raises(ValueError, match="input_features is not equal"):
+        emb.get_feature_names_out(["a", "b", "c"])
+    # fitted on an array: numbered, whatever input_features says (the
+    # names of transform's DataFrame, which only fit's input decides)
+    emb_array = clone(emb).fit(X)
+    numbered = ["x_0", "x_1", "x_2", "hop1_0"]
+    assert list(emb_array.get_feature_names_out()[:4]) == numbered
+    assert list(emb_array.get_feature_names_out(["r", "g", "b"])) == list(
+        emb_array.get_feature_names_out()
+    )
+    with pytest.raises(ValueError, match="input_features should have length"):
+        emb_array.get_feature_names_out(["r", "g"])
+    # the DataFrame output: named columns, the input's index, the same values
+    Z = clone(emb).set_output(transform="pandas").fit(df).transform(df)
+    assert list(Z.columns) == names and Z.index.equals(df.index)
+    np.testing.assert_allclose(Z.to_numpy(), emb.transform(df), rtol=1e-6)
+
+
+def test_video_graph_feature_names_reach_the_embedder():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X, _ = _clusters(rng, n_per_class=10, dim=3)
+    df = pd.DataFrame(X, columns=["r", "g", "b"])
+    builder = VideoGraphBuilder(n_neighbors=4)
+    G = builder.fit_transform(df)
+    emb = VidSageEmbedder(hops=1).fit(G)
+    np.testing.assert_array_equal(emb.feature_names_in_, ["r", "g", "b"])
+    assert list(emb.get_feature_names_out()[:4]) == ["x_r", "x_g", "x_b", "hop1_r"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        emb.transform(builder.transform(df))  # the same names: no warning
+    renamed = VideoGraph(G.features, G.adjacency, feature_names=["r", "b", "g"])
+    with pytest.raises(ValueError, match=r"differ at columns \[1, 2\]"):
+        emb.transform(renamed)
+    with pytest.warns(UserWarning, match="has no feature names"):
+        emb.transform(VideoGraph(G.features, G.adjacency))
+    # refitted on a graph without names, the names are gone
+    emb.fit(VideoGraph(G.features, G.adjacency))
+    assert not hasattr(emb, "feature_names_in_")
+    assert emb.get_feature_names_out()[0] == "x_0"
+    with pytest.warns(UserWarning, match="has feature names"):
+        emb.transform(G)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        estimator_checks.check_set_output_transform,
+        estimator_checks.check_set_output_transform_pandas,
+        estimator_checks.check_global_output_transform_pandas,
+        estimator_checks.check_transformer_get_feature_names_out,
+        estimator_checks.check_transformer_get_feature_names_out_pandas,
+        estimator_checks.check_dataframe_column_names_consistency,
+    ],
+    ids=lambda check: check.__name__,
+)
+# the checks fit on a DataFrame and transform an array, and the reverse
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+@pytest.mark.filterwarnings("ignore:X has feature names")
+def test_sklearn_set_output_and_feature_names_checks(check):
+    # scikit-learn runs these on its own estimators; parametrize_with_checks
+    # does not yield them
+    pytest.importorskip("pandas")
+    for est in (
+        VidSageEmbedder(random_state=0),
+        VidSageEmbedder(hidden_dims=(4,), hops=1, max_epochs=2, random_state=0),
+    ):
+        check(type(est).__name__, est)

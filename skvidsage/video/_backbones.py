@@ -1,4 +1,4 @@
-"""Image backbones: frames in, pooled penultimate-layer features out.
+"""Image backbones: frames in, pooled penultimate-layer features out (and logits).
 
 The paper (Section 3.2) describes each frame by the pooled features of an
 ImageNet classifier (Inception v3). :func:`load_backbone` builds such a
@@ -11,6 +11,11 @@ feature extractor, a :class:`Backbone`, from
   classification model, with torchvision weights, a local state dict, or
   random weights;
 - a user's :class:`torch.nn.Module` with its own preprocessing.
+
+A named backbone keeps its ImageNet classification layer apart (``head``),
+so the same forward pass can also give the 1,000 class logits of each frame:
+the ``"imagenet"`` tagger of :mod:`skvidsage.video._detectors` turns them into
+object sets with no second network.
 
 A :class:`Backbone` pickles with its weights (tensors are moved to the CPU in
 the pickle), so a fitted estimator can hold it.
@@ -37,7 +42,13 @@ from skvidsage.video._weights import (
     resolve_weights,
 )
 
-__all__ = ["Backbone", "EfficientNetLite0", "ImagePreprocess", "load_backbone"]
+__all__ = [
+    "Backbone",
+    "EfficientNetLite0",
+    "ImagePreprocess",
+    "imagenet_categories",
+    "load_backbone",
+]
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
@@ -139,17 +150,19 @@ def _preprocess_from_weights(weights, fixed_size=None):
     )
 
 
-def cpu_state(obj, attr="module"):
-    """``obj.__dict__`` with ``obj.<attr>`` copied to the CPU if it is elsewhere.
+def cpu_state(obj, attrs=("module",)):
+    """``obj.__dict__`` with the modules ``obj.<attr>`` copied to the CPU.
 
-    Used by ``__getstate__`` so that pickles load on machines without CUDA.
+    Only modules with a tensor elsewhere are copied. Used by ``__getstate__``
+    so that pickles load on machines without CUDA.
     """
     state = obj.__dict__.copy()
-    module = state.get(attr)
-    if isinstance(module, nn.Module):
-        tensors = [*module.parameters(), *module.buffers()]
-        if any(t.device.type != "cpu" for t in tensors):
-            state[attr] = copy.deepcopy(module).cpu()
+    for attr in (attrs,) if isinstance(attrs, str) else attrs:
+        module = state.get(attr)
+        if isinstance(module, nn.Module):
+            tensors = [*module.parameters(), *module.buffers()]
+            if any(t.device.type != "cpu" for t in tensors):
+                state[attr] = copy.deepcopy(module).cpu()
     return state
 
 
@@ -166,13 +179,23 @@ def module_device(module):
 
 
 def _strip_head(model, num_classes):
-    """Replace the classification layer with Identity; return the feature width.
+    """Replace the classification layer with Identity.
 
     The head is the last ``nn.Linear`` with ``num_classes`` outputs (``fc``
     for ResNet/Inception/RegNet, ``classifier[-1]`` for EfficientNet/MobileNet/
     ConvNeXt/VGG, ``heads.head`` for ViT, ``head`` for Swin, ``_fc`` for
-    EfficientNet-Lite0), so the features are the input of that layer. SqueezeNet,
-    whose head is a convolution, gets its 512 pooled channels.
+    EfficientNet-Lite0), so the features are the input of that layer and the
+    layer maps them to the logits. SqueezeNet, whose head is a convolution
+    before a ReLU and the pooling, gets its 512 pooled channels and no head.
+
+    Returns
+    -------
+    name : str
+        The head's name in ``model`` (its state-dict prefix).
+    head : torch.nn.Linear or None
+        The removed layer (features -> logits), None for SqueezeNet.
+    n_features : int
+        The feature width.
     """
     heads = [
         (name, m)
@@ -183,23 +206,33 @@ def _strip_head(model, num_classes):
         name, head = heads[-1]
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent), attr, nn.Identity())
-        return name, head.in_features
+        return name, head, head.in_features
     classifier = getattr(model, "classifier", None)
     if isinstance(classifier, nn.Sequential):
         convs = [m for m in classifier if isinstance(m, nn.Conv2d)]
         if convs and convs[-1].out_channels == num_classes:
             model.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-            return "classifier", convs[-1].in_channels
+            return "classifier", None, convs[-1].in_channels
     raise ValueError(
         f"Could not find the classification layer of {type(model).__name__}; "
         "pass the model as an nn.Module returning features, with preprocess."
     )
 
 
-def _load_into(model, path, head_name):
-    """Load a state dict file into a model whose head was removed."""
+def _load_into(model, path, head_name, head=None):
+    """Load a state dict file into a model whose head was removed.
+
+    The head's keys (``<head_name>.*``) go into ``head`` when they fit it.
+    Returns ``head`` with the file's weights, or None when the file has no
+    head of that shape (e.g. a fine-tuned head of another width): a random
+    head would name classes the file never learned.
+    """
     state = read_state_dict(path)
-    state = {k: v for k, v in state.items() if not k.startswith(head_name + ".")}
+    prefix = head_name + "."
+    head_state = {
+        k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)
+    }
+    state = {k: v for k, v in state.items() if not k.startswith(prefix)}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -207,6 +240,15 @@ def _load_into(model, path, head_name):
             f"The state dict in {str(path)!r} does not fit {type(model).__name__}: "
             f"{exc}"
         ) from None
+    if head is None:
+        return None
+    expected = head.state_dict()
+    if set(head_state) != set(expected) or any(
+        head_state[k].shape != v.shape for k, v in expected.items()
+    ):
+        return None
+    head.load_state_dict(head_state)
+    return head
 
 
 class Backbone:
@@ -227,10 +269,19 @@ class Backbone:
         Defaults to the module's class name.
     n_features, input_size : int, optional
         Found by a forward pass on one dummy frame when not given.
+    head : torch.nn.Module, optional
+        The classification layer removed from the model: maps the ``(N, D)``
+        features to ``(N, C)`` class logits, so that :meth:`features` can give
+        both from one forward pass (the ``"imagenet"`` tagger uses them).
+    categories : sequence of str, optional
+        The names of the head's ``C`` classes (the 1,000 ImageNet classes for
+        the named backbones). Needs ``head``.
 
     Attributes
     ----------
-    module, preprocess, name, n_features, input_size
+    module, preprocess, name, n_features, input_size, head
+        As above.
+    categories : tuple of str or None
         As above.
 
     See Also
@@ -248,18 +299,38 @@ class Backbone:
     (3, 32)
     >>> bb.features(np.zeros((5, 48, 64, 3), np.uint8), "cpu").shape
     (5, 3)
+    >>> bb = Backbone(net, ImagePreprocess(32, 32), head=nn.Linear(3, 2),
+    ...               categories=["cat", "dog"])
+    >>> features, logits = bb.features(np.zeros((5, 48, 64, 3), np.uint8),
+    ...                                logits=True)
+    >>> features.shape, logits.shape
+    ((5, 3), (5, 2))
     """
 
     def __init__(
-        self, module, preprocess, *, name=None, n_features=None, input_size=None
+        self,
+        module,
+        preprocess,
+        *,
+        name=None,
+        n_features=None,
+        input_size=None,
+        head=None,
+        categories=None,
     ):
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be a torch.nn.Module, got {type(module)}.")
         if not callable(preprocess):
             raise TypeError("preprocess must be a callable: frames -> tensor.")
+        if head is not None and not isinstance(head, nn.Module):
+            raise TypeError(f"head must be a torch.nn.Module, got {type(head)}.")
+        if categories is not None and head is None:
+            raise ValueError("categories name the classes of a head: give head too.")
         self.module = module.eval()
         self.preprocess = preprocess
         self.name = name or type(module).__name__
+        self.head = None if head is None else head.eval()
+        self.categories = None if categories is None else tuple(categories)
         if n_features is None or input_size is None:
             probe = np.zeros((1, 256, 256, 3), np.uint8)
             x = torch.as_tensor(self.preprocess(probe))
@@ -273,9 +344,19 @@ class Backbone:
             n_features, input_size = y[0].numel(), x.shape[-1]
         self.n_features = int(n_features)
         self.input_size = int(input_size)
+        if self.head is not None and self.categories is not None:
+            with torch.inference_mode():
+                width = self.head(
+                    torch.zeros(1, self.n_features, device=module_device(self.head))
+                ).shape[-1]
+            if width != len(self.categories):
+                raise ValueError(
+                    f"The head gives {width} logits but {len(self.categories)} "
+                    "categories were given; give one name per class."
+                )
 
-    def features(self, frames, device=None, batch_size=32):
-        """Pooled penultimate features of each frame.
+    def features(self, frames, device=None, batch_size=32, *, logits=False):
+        """Pooled penultimate features of each frame, and optionally its logits.
 
         Parameters
         ----------
@@ -285,15 +366,28 @@ class Backbone:
             Where to run (the module is moved there); default CPU.
         batch_size : int, default=32
             Frames per forward pass.
+        logits : bool, default=False
+            Also return the class logits, computed by ``head`` from the same
+            features (one forward pass; the head is one matrix product).
 
         Returns
         -------
-        ndarray of shape (N, n_features), dtype float32
+        features : ndarray of shape (N, n_features), dtype float32
+        logits : ndarray of shape (N, n_classes), dtype float32
+            Only with ``logits=True``.
         """
+        if logits and self.head is None:
+            raise ValueError(
+                f"The backbone {self.name!r} has no classification head, so it "
+                "gives no class logits (a user module, SqueezeNet's convolutional "
+                "head, or a weights file without the head's keys)."
+            )
         frames = check_frames(frames, min_frames=0)
         device = torch.device("cpu" if device is None else device)
         module = self.module.to(device).eval()
+        head = self.head.to(device).eval() if logits else None
         out = np.empty((len(frames), self.n_features), np.float32)
+        scores = []
         with torch.inference_mode():
             for start in range(0, len(frames), int(batch_size)):
                 batch = frames[start : start + int(batch_size)]
@@ -303,10 +397,23 @@ class Backbone:
                     x = torch.as_tensor(self.preprocess(batch)).to(device)
                 y = module(x).flatten(1)
                 out[start : start + len(batch)] = y.float().cpu().numpy()
-        return out
+                if head is not None:
+                    scores.append(head(y).float().cpu().numpy())
+        if not logits:
+            return out
+        if not scores:  # no frames: the width comes from the head
+            with torch.inference_mode():
+                probe = torch.zeros(1, self.n_features, device=device)
+                scores = [np.empty((0, head(probe).shape[-1]), np.float32)]
+        return out, np.concatenate(scores)
 
     def __getstate__(self):
-        return cpu_state(self)
+        return cpu_state(self, ("module", "head"))
+
+    def __setstate__(self, state):
+        state.setdefault("head", None)  # pickled before heads were kept
+        state.setdefault("categories", None)
+        self.__dict__.update(state)
 
     def __repr__(self):
         return (
@@ -319,19 +426,30 @@ def _classification_models():
     return torchvision.models.list_models(module=torchvision.models)
 
 
+def imagenet_categories():
+    """Return the 1,000 ImageNet-1k class names, in the order of the logits.
+
+    From torchvision's weights metadata (no download): the order of every
+    torchvision ImageNet classifier, and of the EfficientNet-Lite0 weights.
+    """
+    weights = torchvision.models.EfficientNet_B0_Weights.DEFAULT
+    return tuple(weights.meta["categories"])
+
+
 def _load_lite0(weights):
     if weights == "DEFAULT":
         weights = lite0_weights_file()
     elif weights is not None:
         weights = resolve_weights(weights, None, DEFAULT_BACKBONE)
     model = EfficientNetLite0()
-    _, n_features = _strip_head(model, 1000)
+    _, head, n_features = _strip_head(model, 1000)
     if weights is not None:
-        _load_into(model, weights, "_fc")
+        head = _load_into(model, weights, "_fc", head)
     # channels-last weights: ~1.4x faster on CPU (measured, 2 threads)
     model = model.to(memory_format=torch.channels_last)
     pre = ImagePreprocess(224, 256, mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
-    return model, pre, n_features, 224
+    categories = None if head is None else imagenet_categories()
+    return model, pre, n_features, 224, head, categories
 
 
 def _load_torchvision(name, weights):
@@ -352,18 +470,22 @@ def _load_torchvision(name, weights):
         model = builder(weights=None, **kwargs)
         num_classes = 1000
         reference = enum_cls.DEFAULT if enum_cls is not None else None
-    head, n_features = _strip_head(model, num_classes)
+    head_name, head, n_features = _strip_head(model, num_classes)
     if isinstance(weights, Path):
-        _load_into(model, weights, head)
+        head = _load_into(model, weights, head_name, head)
     fixed = getattr(model, "image_size", None)
     pre = _preprocess_from_weights(
         reference, fixed if isinstance(fixed, int) and weights is None else None
     )
-    return model, pre, n_features, pre.crop_size
+    categories = None
+    if head is not None:
+        meta = reference.meta if reference is not None else {}
+        categories = meta.get("categories") or imagenet_categories()
+    return model, pre, n_features, pre.crop_size, head, categories
 
 
 def load_backbone(backbone=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocess=None):
-    """Build a :class:`Backbone`: frames -> pooled penultimate features.
+    """Build a :class:`Backbone`: frames -> pooled penultimate features (+ logits).
 
     Parameters
     ----------
@@ -395,6 +517,11 @@ def load_backbone(backbone=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocess=No
     Returns
     -------
     Backbone
+        A named model keeps its classification layer as ``head``, with the
+        class names of its weights as ``categories`` (ImageNet's 1,000), so
+        ``features(frames, logits=True)`` also gives the class logits; a
+        weights file keeps the head only when it holds the head's weights
+        (else ``head`` is None). SqueezeNet and user modules have no head.
 
     Examples
     --------
@@ -405,6 +532,8 @@ def load_backbone(backbone=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocess=No
     Backbone(name='efficientnet_lite0', n_features=1280, input_size=224)
     >>> bb.features(np.zeros((2, 240, 320, 3), np.uint8), "cpu").shape
     (2, 1280)
+    >>> len(bb.categories), bb.categories[:2]
+    (1000, ('tench', 'goldfish'))
     """
     if isinstance(backbone, nn.Module):
         if preprocess is None:
@@ -422,9 +551,10 @@ def load_backbone(backbone=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocess=No
             f"backbone must be a model name or an nn.Module, got {type(backbone)}."
         )
     if backbone == DEFAULT_BACKBONE:
-        model, pre, n_features, size = _load_lite0(weights)
+        model, pre, n_features, size, head, categories = _load_lite0(weights)
     elif backbone in _classification_models():
-        model, pre, n_features, size = _load_torchvision(backbone, weights)
+        loaded = _load_torchvision(backbone, weights)
+        model, pre, n_features, size, head, categories = loaded
     else:
         names = [DEFAULT_BACKBONE, *_classification_models()]
         close = difflib.get_close_matches(backbone, names, n=3)
@@ -433,6 +563,9 @@ def load_backbone(backbone=DEFAULT_BACKBONE, weights="DEFAULT", *, preprocess=No
             f"Unknown backbone {backbone!r}.{hint} Accepted: an nn.Module (with "
             f"preprocess) or one of: {', '.join(names)}."
         )
+    kept = {"head": head, "categories": categories}
     if preprocess is not None:
-        return Backbone(model, preprocess, name=backbone)
-    return Backbone(model, pre, name=backbone, n_features=n_features, input_size=size)
+        return Backbone(model, preprocess, name=backbone, **kept)
+    return Backbone(
+        model, pre, name=backbone, n_features=n_features, input_size=size, **kept
+    )

@@ -1,16 +1,26 @@
 """Object detectors: frames in, sets of object labels out (VidSage, Section 3.3).
 
 VidSage links videos that show the same objects: each video gets the set of
-labels detected on its sampled frames. :func:`load_detector` builds a
-:class:`Detector` from a torchvision detection model name (labels are the COCO
-category names of its weights) or wraps any callable ``frames -> label sets``.
-Like :class:`skvidsage.video._backbones.Backbone`, a :class:`Detector` pickles with its
-weights (as CPU tensors).
+labels detected on its sampled frames. :func:`load_detector` builds
+
+- an :class:`ImageNetTagger` from ``"imagenet"``: the labels are the ImageNet
+  classes that the backbone's own classifier head ranks high on a frame, from
+  the logits of the forward pass that gives the features (no second network,
+  no download);
+- a :class:`Detector` from a torchvision detection model name (labels are the
+  COCO category names of its weights), from a TorchScript or ONNX detector
+  file, or around any callable ``frames -> label sets``.
+
+Like :class:`skvidsage.video._backbones.Backbone`, a :class:`Detector` pickles
+with its weights (as CPU tensors; a TorchScript module as its archive bytes).
 """
 
 import difflib
 import inspect
+import io
+import os
 import typing
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +37,22 @@ from skvidsage.video._weights import (
     resolve_weights,
 )
 
-__all__ = ["Detector", "load_detector"]
+__all__ = ["Detector", "ImageNetTagger", "load_detector"]
 
 # Category names that are not objects (torchvision's COCO list has both).
 _NOT_OBJECTS = frozenset({"__background__", "N/A"})
+
+IMAGENET = "imagenet"  # the tagger's name in load_detector / VideoFeaturizer
+# The tagger's defaults, measured on the seven real clips of the shared data
+# (docs/results.rst, "VidSage object sets"): a class counts on a frame when it
+# is among the frame's 2 most probable and its softmax probability is >= 0.1.
+TAGGER_THRESHOLD = 0.1
+TAGGER_TOP_K = 2
+DETECTOR_THRESHOLD = 0.5
+# Files read as detectors: TorchScript archives (torch.jit.save) and ONNX.
+_TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit", ".zip")
+_ONNX_SUFFIXES = (".onnx",)
+_CATEGORIES_FILE = "categories.txt"  # extra file of a TorchScript archive
 
 
 def _set_score_thresholds(module, threshold):
@@ -89,16 +111,22 @@ class Detector:
     score_threshold : float, default=0.5
         A module's detections count when their score is ``>= score_threshold``.
         Not used for callables (they return label sets).
+    top_k : int or None, default=None
+        A module's frame keeps at most the ``top_k`` distinct labels of its
+        highest-scored detections (None: every label above the threshold).
+        Not used for callables.
     name : str, optional
         Defaults to the class or function name.
 
     Attributes
     ----------
     module : torch.nn.Module or None
-        The detection module (None for a plain callable).
+        The detection module (None for a plain callable). A TorchScript
+        module (:func:`torch.jit.load`) works like an eager one; its
+        ``(losses, detections)`` output in scripting is understood.
     function : callable or None
         The callable (None for a module).
-    categories, score_threshold, name
+    categories, score_threshold, top_k, name
         As above.
 
     Examples
@@ -116,17 +144,20 @@ class Detector:
     frozenset({'bright'})
     """
 
-    def __init__(self, model, *, categories=None, score_threshold=0.5, name=None):
+    def __init__(
+        self, model, *, categories=None, score_threshold=0.5, top_k=None, name=None
+    ):
         if not callable(model):
             raise TypeError(
                 "model must be a detection nn.Module or a callable frames -> label "
                 f"sets; got {type(model).__name__}."
             )
-        is_module = isinstance(model, nn.Module)
+        is_module = isinstance(model, nn.Module | _OnnxDetection)
         self.module = model.eval() if is_module else None
         self.function = None if is_module else model
         self.categories = None if categories is None else tuple(categories)
         self.score_threshold = float(score_threshold)
+        self.top_k = None if top_k is None else int(top_k)
         self.name = name or getattr(model, "__name__", type(model).__name__)
 
     def detect(self, frames, device=None, batch_size=8):
@@ -157,12 +188,27 @@ class Detector:
         module = self.module.to(device).eval()
         _set_score_thresholds(module, self.score_threshold)
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # scripted torchvision detectors say so on every call
+            warnings.filterwarnings(
+                "ignore", "[A-Za-z]+ always returns a", category=UserWarning
+            )
             for batch in batches:
                 images = torch.tensor(batch, device=device).permute(0, 3, 1, 2)
                 images = images.to(torch.float32).div_(255)
-                out.extend(self._label_sets(module(list(images))))
+                outputs = module(list(images))
+                if isinstance(outputs, tuple) and len(outputs) == 2:
+                    outputs = outputs[1]  # TorchScript: (losses, detections)
+                out.extend(self._label_sets(outputs))
         return out
+
+    def __call__(self, frames):
+        """Per-frame label sets of uint8 frames ``(B, H, W, 3)`` (on the CPU).
+
+        A :class:`Detector` is thus itself a callable detector, so
+        ``VideoFeaturizer(detector=Detector(module, categories=...))`` works.
+        """
+        return self.detect(frames)
 
     def video_objects(self, frames, device=None, batch_size=8):
         """Union of the label sets of all frames (the video's object set)."""
@@ -181,54 +227,386 @@ class Detector:
     def _label_sets(self, outputs):
         sets = []
         for output in outputs:
-            keep = output["scores"] >= self.score_threshold
-            labels = output["labels"][keep].tolist()
+            scores = torch.as_tensor(output["scores"]).float().cpu()
+            labels = torch.as_tensor(output["labels"]).long().cpu()
+            keep = scores >= self.score_threshold
+            scores, labels = scores[keep], labels[keep]
+            order = torch.argsort(scores, descending=True, stable=True)
+            names = labels[order].tolist()
             if self.categories is not None:
-                labels = [self.categories[i] for i in labels]
-            sets.append(frozenset(labels) - _NOT_OBJECTS)
+                names = [self.categories[i] for i in names]
+            names = [n for n in dict.fromkeys(names) if n not in _NOT_OBJECTS]
+            sets.append(frozenset(names[: self.top_k]))
         return sets
 
     def __getstate__(self):
-        return cpu_state(self)
+        state = cpu_state(self)
+        if isinstance(state["module"], torch.jit.ScriptModule):
+            buffer = io.BytesIO()  # ScriptModules do not pickle: keep the archive
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "`torch.jit.save` is deprecated")
+                torch.jit.save(state["module"].cpu(), buffer)
+            state["module"] = _ScriptArchive(buffer.getvalue())
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("top_k", None)  # pickled before top_k existed
+        if isinstance(state["module"], _ScriptArchive):
+            state["module"] = _jit_load(io.BytesIO(state["module"].data)).eval()
+        self.__dict__.update(state)
 
     def __repr__(self):
-        return f"Detector(name={self.name!r}, score_threshold={self.score_threshold})"
+        top_k = "" if self.top_k is None else f", top_k={self.top_k}"
+        return (
+            f"Detector(name={self.name!r}, score_threshold={self.score_threshold}"
+            f"{top_k})"
+        )
+
+
+class _ScriptArchive:
+    """The bytes of a TorchScript archive, in a pickled :class:`Detector`."""
+
+    def __init__(self, data):
+        self.data = data
+
+
+def _jit_load(source, extra_files=None):
+    """``torch.jit.load`` on the CPU, without its deprecation warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated")
+        return torch.jit.load(source, map_location="cpu", _extra_files=extra_files)
+
+
+class ImageNetTagger:
+    r"""Object sets from the backbone's own ImageNet classifier: no detector.
+
+    VidSage needs the objects seen on each video's sampled frames (paper
+    3.3). Where no detector is available, the classifier head of the
+    backbone that gives the features stands in: on each frame, the ImageNet
+    classes with a softmax probability of at least ``score_threshold`` among
+    the frame's ``top_k`` most probable classes are its labels, and the video's
+    object set is the union over its frames, as for a detector. Inside
+    :class:`~skvidsage.VideoFeaturizer` (``detector="imagenet"``) the logits
+    come from the very forward pass that gives the features: no second
+    network and no second decode, so VidSage costs what LiteVidSage costs.
+
+    Parameters
+    ----------
+    backbone : skvidsage.video._backbones.Backbone
+        A backbone with a classification ``head`` and its ``categories``
+        (every named backbone of :func:`~skvidsage.video._backbones.load_backbone`
+        with trained weights: the default EfficientNet-Lite0 has ImageNet's
+        1,000 classes).
+    score_threshold : float, default=0.1
+        Minimum softmax probability of a class on a frame.
+    top_k : int or None, default=2
+        At most this many classes per frame, the most probable (ties: the
+        lower class index); None: every class above the threshold.
+    name : str, default="imagenet"
+
+    Attributes
+    ----------
+    backbone, score_threshold, top_k, name
+        As above.
+    categories : tuple of str
+        The class names (``backbone.categories``).
+
+    Notes
+    -----
+    The defaults were measured on the seven real clips of the project's data
+    (1 frame per second): they give each clip 2-6 labels, none empty, and
+    make the two pairs of clips that show the same footage (an original and
+    a damaged or compressed copy) share the most labels (Jaccard 0.62 on
+    average) while different clips share almost none (0.01). ImageNet's
+    classes are fine-grained (120 dog breeds) and miss common things
+    ("person", "tree"), so its labels are a stand-in for detected objects,
+    not the same thing: see :ref:`reading_the_paper`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvidsage.video._backbones import load_backbone
+    >>> from skvidsage.video._detectors import ImageNetTagger
+    >>> tagger = ImageNetTagger(load_backbone(), top_k=1, score_threshold=0.0)
+    >>> [len(s) for s in tagger.detect(np.zeros((2, 64, 64, 3), np.uint8))]
+    [1, 1]
+    """
+
+    def __init__(
+        self,
+        backbone,
+        *,
+        score_threshold=TAGGER_THRESHOLD,
+        top_k=TAGGER_TOP_K,
+        name=IMAGENET,
+    ):
+        if getattr(backbone, "head", None) is None or backbone.categories is None:
+            raise ValueError(
+                f"The {IMAGENET!r} tagger reads the backbone's classification "
+                f"head, but the backbone {getattr(backbone, 'name', backbone)!r} "
+                "has none (a user module, SqueezeNet, backbone=None or a weights "
+                "file without the head): use a named backbone with trained "
+                "weights, e.g. the default 'efficientnet_lite0', or a detector."
+            )
+        if top_k is not None and int(top_k) < 1:
+            raise ValueError(f"top_k must be None or at least 1; got {top_k}.")
+        self.backbone = backbone
+        self.score_threshold = float(score_threshold)
+        self.top_k = None if top_k is None else int(top_k)
+        self.name = name
+
+    @property
+    def categories(self):
+        """Tuple of str: the names of the classifier's classes."""
+        return self.backbone.categories
+
+    def tag(self, logits):
+        """Return the label set of each frame from its class logits.
+
+        Parameters
+        ----------
+        logits : array-like of shape (n_frames, n_classes)
+            The classifier's logits (e.g. ``Backbone.features(...,
+            logits=True)[1]``).
+
+        Returns
+        -------
+        list of frozenset
+            One set of class names per frame.
+        """
+        logits = torch.as_tensor(np.asarray(logits, dtype=np.float32))
+        if logits.ndim != 2 or logits.shape[1] != len(self.categories):
+            raise ValueError(
+                f"logits must have shape (n_frames, {len(self.categories)}); got "
+                f"{tuple(logits.shape)}."
+            )
+        if len(logits) == 0:
+            return []
+        probs = torch.softmax(logits.double(), dim=1)
+        k = probs.shape[1] if self.top_k is None else min(self.top_k, probs.shape[1])
+        order = torch.argsort(probs, dim=1, descending=True, stable=True)[:, :k]
+        keep = torch.gather(probs, 1, order) >= self.score_threshold
+        return [
+            frozenset(self.categories[j] for j in row[mask].tolist())
+            for row, mask in zip(order, keep, strict=True)
+        ]
+
+    def video_objects_from_logits(self, logits):
+        """Union of the label sets of the frames whose logits are given."""
+        return frozenset().union(*self.tag(logits))
+
+    def detect(self, frames, device=None, batch_size=32):
+        """Return the label set of each frame (runs the backbone on them).
+
+        Inside :class:`~skvidsage.VideoFeaturizer` the logits of the feature
+        pass are used instead (:meth:`tag`); this is for frames at hand.
+
+        Parameters
+        ----------
+        frames : ndarray of shape (T, H, W, 3), dtype uint8
+            RGB frames.
+        device : torch.device or str, optional
+            Where the backbone runs; default CPU.
+        batch_size : int, default=32
+            Frames per forward pass.
+
+        Returns
+        -------
+        list of frozenset
+            One set per frame.
+        """
+        _, logits = self.backbone.features(frames, device, batch_size, logits=True)
+        return self.tag(logits)
+
+    def __call__(self, frames):
+        """Per-frame label sets of uint8 frames ``(B, H, W, 3)`` (on the CPU)."""
+        return self.detect(frames)
+
+    def video_objects(self, frames, device=None, batch_size=32):
+        """Union of the label sets of all frames (the video's object set)."""
+        return frozenset().union(*self.detect(frames, device, batch_size))
+
+    def __repr__(self):
+        return (
+            f"ImageNetTagger(backbone={self.backbone.name!r}, "
+            f"score_threshold={self.score_threshold}, top_k={self.top_k})"
+        )
 
 
 def _detection_models():
     return torchvision.models.list_models(module=torchvision.models.detection)
 
 
+def _is_auto(value):
+    return isinstance(value, str) and value == "auto"
+
+
+def _is_file_spec(detector):
+    """Whether a ``detector`` string or path names a model file, not a model."""
+    if isinstance(detector, os.PathLike):
+        return True
+    path = Path(detector).expanduser()
+    suffixes = _TORCHSCRIPT_SUFFIXES + _ONNX_SUFFIXES
+    return path.is_file() or path.suffix.lower() in suffixes or os.sep in detector
+
+
+def _load_file(path, categories):
+    """Return the detection model in a TorchScript or ONNX file, and its names."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"detector file {str(path)!r} does not exist.")
+    if path.suffix.lower() in _ONNX_SUFFIXES:
+        return _OnnxDetection(path), categories
+    extra = {_CATEGORIES_FILE: ""}
+    try:
+        module = _jit_load(str(path), extra)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{str(path)!r} is not a TorchScript file (torch.jit.save) nor an "
+            f"ONNX file (.onnx): {exc}"
+        ) from None
+    if categories is None and extra[_CATEGORIES_FILE]:
+        text = extra[_CATEGORIES_FILE]
+        text = text.decode() if isinstance(text, bytes) else text
+        categories = text.splitlines()
+    return module, categories
+
+
+class _OnnxDetection:
+    """An ONNX detector run by onnxruntime, with torchvision's interface.
+
+    The graph takes one float ``(3, H, W)`` image in [0, 1] (as
+    ``torch.onnx.export`` writes a torchvision detector) and returns its
+    boxes, scores and labels: the labels are the 1-D integer output, the
+    scores the 1-D float output (output names are the exporter's choice, so
+    they are used only to choose between several such outputs: ``labels``,
+    ``scores``). Images run one at a time. Called with a list of ``(3, H,
+    W)`` tensors it gives a list of ``{"labels", "scores"}`` dicts, so
+    :class:`Detector` treats it as a module.
+    """
+
+    def __init__(self, path):
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise ImportError(
+                f"Running the ONNX detector {str(path)!r} needs onnxruntime: pip "
+                "install onnxruntime (or save the model with torch.jit.save and "
+                "pass that file)."
+            ) from exc
+        self.path = str(path)
+        self.__name__ = Path(path).stem
+        self._session = onnxruntime.InferenceSession(
+            self.path, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+
+    def to(self, device):
+        """Stay on the CPU (onnxruntime's CPU provider); return self."""
+        return self
+
+    def eval(self):
+        """Return self (an ONNX graph has no training mode)."""
+        return self
+
+    def _pick(self, outputs, kind, name):
+        found = [
+            (o.name, v)
+            for o, v in zip(self._session.get_outputs(), outputs, strict=True)
+            if np.ndim(v) == 1 and np.asarray(v).dtype.kind in kind
+        ]
+        named = [v for n, v in found if n == name]
+        if len(found) == 1 or named:
+            return named[0] if named else found[0][1]
+        raise ValueError(
+            f"The ONNX detector {self.path!r} must return one 1-D "
+            f"{'integer' if kind == 'iu' else 'float'} output of {name} (or one "
+            f"named {name!r}); its outputs are "
+            f"{[o.name for o in self._session.get_outputs()]}."
+        )
+
+    def __call__(self, images):
+        outputs = []
+        for image in images:
+            x = image.detach().cpu().numpy().astype(np.float32)
+            values = self._session.run(None, {self._input: x})
+            outputs.append(
+                {
+                    "labels": self._pick(values, "iu", "labels"),
+                    "scores": self._pick(values, "f", "scores"),
+                }
+            )
+        return outputs
+
+    def __getstate__(self):
+        return {"path": self.path}
+
+    def __setstate__(self, state):
+        self.__init__(Path(state["path"]))
+
+
 def load_detector(
-    detector, weights="DEFAULT", *, score_threshold=0.5, weights_backbone=None
+    detector,
+    weights="DEFAULT",
+    *,
+    score_threshold="auto",
+    top_k="auto",
+    weights_backbone=None,
+    backbone=None,
+    categories=None,
 ):
-    """Build a :class:`Detector` (or None for no detection).
+    """Build a :class:`Detector` or an :class:`ImageNetTagger` (or None).
 
     Parameters
     ----------
-    detector : None, str, Detector or callable
-        None (returns None); a name in
-        ``torchvision.models.list_models(module=torchvision.models.detection)``
-        such as ``"ssdlite320_mobilenet_v3_large"`` or
-        ``"fasterrcnn_mobilenet_v3_large_320_fpn"``; a :class:`Detector`
-        (returned as is); or a callable mapping uint8 frames ``(B, H, W, 3)``
-        to ``B`` label sets. A detection ``nn.Module`` needs its category
-        names: wrap it as ``Detector(module, categories=...)``.
+    detector : None, str, path, Detector or callable
+        - None: no detection (returns None);
+        - ``"imagenet"``: an :class:`ImageNetTagger` on ``backbone`` (the
+          default EfficientNet-Lite0 when None): the ImageNet classes its
+          classifier head ranks high on a frame;
+        - a name in
+          ``torchvision.models.list_models(module=torchvision.models.detection)``
+          such as ``"ssdlite320_mobilenet_v3_large"`` or
+          ``"fasterrcnn_mobilenet_v3_large_320_fpn"``;
+        - the path of a detector file: a TorchScript archive
+          (``torch.jit.save(torch.jit.script(model), path)``, e.g. a scripted
+          torchvision detector; its extra file ``categories.txt``, one name
+          per line, names the labels) or an ONNX file (``.onnx``, run by
+          onnxruntime, which must be installed: one ``(3, H, W)`` image in,
+          its boxes, scores and labels out, as ``torch.onnx.export`` writes a
+          torchvision detector);
+        - a :class:`Detector` (returned as is);
+        - a callable mapping uint8 frames ``(B, H, W, 3)`` to ``B`` label sets.
+
+        A detection ``nn.Module`` needs its category names: wrap it as
+        ``Detector(module, categories=...)``.
     weights : str, path, WeightsEnum or None, default="DEFAULT"
-        As for :func:`skvidsage.video._backbones.load_backbone`: ``"DEFAULT"``, an
+        For a torchvision name, as for
+        :func:`skvidsage.video._backbones.load_backbone`: ``"DEFAULT"``, an
         enum member name such as ``"COCO_V1"``, a member, a state-dict file
         (for the model built with its default number of classes), or None
         (random weights). Labels are the COCO names of the weights' metadata
         (of the default weights when ``weights`` is None or a file).
-    score_threshold : float, default=0.5
-        Keep detections with score ``>= score_threshold``.
+    score_threshold : float or "auto", default="auto"
+        Keep detections with score ``>= score_threshold``; for the tagger, the
+        classes with softmax probability ``>=`` it. "auto": 0.5 for
+        detectors, 0.1 for the tagger.
+    top_k : int, None or "auto", default="auto"
+        At most this many labels per frame, the highest scored (None: no
+        cap). "auto": no cap for detectors, 2 for the tagger.
     weights_backbone : str, WeightsEnum or None, default=None
-        ImageNet weights of the backbone, used only when ``weights`` is None or
-        a file. torchvision's default downloads them; here None does not.
+        ImageNet weights of a torchvision detector's backbone, used only when
+        ``weights`` is None or a file. torchvision's default downloads them;
+        here None does not.
+    backbone : Backbone, optional
+        The tagger's backbone (``"imagenet"`` only).
+    categories : sequence of str, optional
+        Names of a detector file's integer labels (overrides its
+        ``categories.txt``); without either, labels stay integers.
 
     Returns
     -------
-    Detector or None
+    Detector, ImageNetTagger or None
 
     Examples
     --------
@@ -237,30 +615,56 @@ def load_detector(
     True
     >>> load_detector(lambda frames: [{"cat"} for _ in frames]).name
     '<lambda>'
+    >>> load_detector("imagenet")
+    ImageNetTagger(backbone='efficientnet_lite0', score_threshold=0.1, top_k=2)
     """
     if detector is None:
         return None
-    if isinstance(detector, Detector):
+    if isinstance(detector, Detector | ImageNetTagger):
         return detector
+    auto = _is_auto(score_threshold)
+    threshold = DETECTOR_THRESHOLD if auto else score_threshold
+    if isinstance(detector, str) and detector == IMAGENET:
+        if backbone is None:
+            from skvidsage.video._backbones import load_backbone
+
+            backbone = load_backbone()
+        return ImageNetTagger(
+            backbone,
+            score_threshold=TAGGER_THRESHOLD if auto else threshold,
+            top_k=TAGGER_TOP_K if _is_auto(top_k) else top_k,
+        )
+    top_k = None if _is_auto(top_k) else top_k
     if isinstance(detector, nn.Module):
         raise TypeError(
             "Wrap a detection nn.Module as Detector(module, categories=[...]) so "
             "that its integer labels get names."
         )
+    if isinstance(detector, str | os.PathLike) and _is_file_spec(detector):
+        module, categories = _load_file(detector, categories)
+        return Detector(
+            module,
+            categories=categories,
+            score_threshold=threshold,
+            top_k=top_k,
+            name=Path(detector).name,
+        )
     if not isinstance(detector, str):
         if callable(detector):
-            return Detector(detector, score_threshold=score_threshold)
+            return Detector(detector, score_threshold=threshold, top_k=top_k)
         raise TypeError(
-            "detector must be None, a torchvision detection model name or a "
-            f"callable frames -> label sets; got {type(detector).__name__}."
+            f"detector must be None, {IMAGENET!r}, a torchvision detection model "
+            "name, a TorchScript or ONNX detector file or a callable frames -> "
+            f"label sets; got {type(detector).__name__}."
         )
     names = _detection_models()
     if detector not in names:
-        close = difflib.get_close_matches(detector, names, n=3)
+        close = difflib.get_close_matches(detector, [IMAGENET, *names], n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
-            f"Unknown detector {detector!r}.{hint} Accepted: None, a callable, or "
-            f"one of: {', '.join(names)}."
+            f"Unknown detector {detector!r}.{hint} Accepted: None, a callable, "
+            f"{IMAGENET!r} (the backbone's ImageNet classifier), the path of a "
+            f"TorchScript or ONNX detector file, or one of: {', '.join(names)}."
         )
     enum_cls = torchvision.models.get_model_weights(detector)
     weights = resolve_weights(weights, enum_cls, detector)
@@ -288,5 +692,9 @@ def load_detector(
                     f"{exc}"
                 ) from None
     return Detector(
-        model, categories=categories, score_threshold=score_threshold, name=detector
+        model,
+        categories=categories,
+        score_threshold=threshold,
+        top_k=top_k,
+        name=detector,
     )

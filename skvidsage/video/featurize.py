@@ -17,7 +17,7 @@ from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage.containers import VideoFeatures
 from skvidsage.video._backbones import load_backbone
 from skvidsage.video._decode import VideoDecodeError, VideoDecodeWarning
-from skvidsage.video._detectors import load_detector
+from skvidsage.video._detectors import ImageNetTagger, load_detector
 from skvidsage.video._frames import check_videos, sample_index
 from skvidsage.video._workers import _apply_policy, iter_decoded
 
@@ -46,6 +46,10 @@ class VideoFeaturizer(
     output also carries each video's set of detected object labels (paper
     3.3), as a :class:`~skvidsage.VideoFeatures` that
     :class:`~skvidsage.VideoGraphBuilder` reads directly.
+    ``detector="imagenet"`` needs no detector at all: the labels are the
+    ImageNet classes that the backbone's own classifier head ranks high on
+    the sampled frames, from the same forward pass as the features (offline,
+    and about as fast as no detector).
 
     Parameters
     ----------
@@ -75,13 +79,22 @@ class VideoFeaturizer(
     n_components : int, default=None
         Reduce frame features with a PCA learned in ``fit`` (YouTube-8M
         reduced Inception features to 1024 this way) before aggregating.
-    detector : str, callable or None, default=None
-        None (LiteVidSage), a torchvision detection model name (e.g.
-        "ssdlite320_mobilenet_v3_large"), or ``frames -> list of label sets``.
+    detector : str, path, callable or None, default=None
+        None (LiteVidSage); "imagenet" (the backbone's ImageNet classifier
+        tags each sampled frame: no second network, no download); a
+        torchvision detection model name (e.g.
+        "ssdlite320_mobilenet_v3_large"); the path of a TorchScript or ONNX
+        detector file; or ``frames -> list of label sets``.
     detector_weights : str, path or None, default="DEFAULT"
         Weights of a torchvision detector, as ``weights``.
-    score_threshold : float, default=0.5
-        Minimum detection score for a label to count.
+    score_threshold : float or "auto", default="auto"
+        Minimum score for a label to count on a frame: a detection's score,
+        or for "imagenet" a class's softmax probability. "auto": 0.5 for a
+        detector, 0.1 for "imagenet" (measured: :doc:`/results`).
+    top_k : int, None or "auto", default="auto"
+        At most this many labels per frame, the highest scored (None: no
+        cap). "auto": 2 for "imagenet", no cap for a detector. Callables
+        ignore both.
     detection_rate : float, default=None
         Frames per second to run the detector on (None: every sampled frame).
     batch_size : int, default=32
@@ -115,8 +128,9 @@ class VideoFeaturizer(
     ----------
     backbone_ : Backbone or None
         The loaded CNN.
-    detector_ : skvidsage.Detector or None
-        The loaded detector.
+    detector_ : skvidsage.Detector, ImageNetTagger or None
+        The loaded detector; with "imagenet", a
+        :class:`~skvidsage.video._detectors.ImageNetTagger` on ``backbone_``.
     pca_ : sklearn.decomposition.PCA or None
         The frame-feature PCA.
     input_kind_ : str
@@ -147,7 +161,15 @@ class VideoFeaturizer(
         "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "detector": [str, callable, None],
         "detector_weights": "no_validation",
-        "score_threshold": [Interval(numbers.Real, 0, None, closed="left")],
+        "score_threshold": [
+            Interval(numbers.Real, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "top_k": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
         "detection_rate": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "device": [str, torch.device],
@@ -171,7 +193,8 @@ class VideoFeaturizer(
         n_components=None,
         detector=None,
         detector_weights="DEFAULT",
-        score_threshold=0.5,
+        score_threshold="auto",
+        top_k="auto",
         detection_rate=None,
         batch_size=32,
         device="auto",
@@ -192,6 +215,7 @@ class VideoFeaturizer(
         self.detector = detector
         self.detector_weights = detector_weights
         self.score_threshold = score_threshold
+        self.top_k = top_k
         self.detection_rate = detection_rate
         self.batch_size = batch_size
         self.device = device
@@ -262,7 +286,11 @@ class VideoFeaturizer(
             else load_backbone(self.backbone, self.weights, preprocess=self.preprocess)
         )
         self.detector_ = load_detector(
-            self.detector, self.detector_weights, score_threshold=self.score_threshold
+            self.detector,
+            self.detector_weights,
+            score_threshold=self.score_threshold,
+            top_k=self.top_k,
+            backbone=self.backbone_,
         )
         self.pca_ = None
         if self.backbone_ is not None:
@@ -335,24 +363,26 @@ class VideoFeaturizer(
             strict=self.on_damage == "error",
             **sampling,
         )
+        # the tagger reads the logits of the feature pass: no second network
+        tags = self._shares_backbone()
         pending, n_pending = [], 0
         bar = tqdm(total=n, disable=not self.verbose, desc="featurize", unit="video")
         for i, video in stream:
             if isinstance(video, VideoDecodeError):
                 bar.update(1)
                 continue
-            if self.detector_ is not None:
+            if self.detector_ is not None and not tags:
                 objects[i] = self.detector_.video_objects(
-                    self._detection_frames(video), device
+                    video.frames[self._detection_index(video)], device
                 )
-            pending.append((i, video.frames))
+            pending.append((i, video.frames, self._detection_index(video)))
             n_pending += len(video.frames)
             if n_pending >= self.batch_size:
-                self._run_backbone(pending, features, device)
+                self._run_backbone(pending, features, device, objects if tags else None)
                 bar.update(len(pending))
                 pending, n_pending = [], 0
         if pending:
-            self._run_backbone(pending, features, device)
+            self._run_backbone(pending, features, device, objects if tags else None)
             bar.update(len(pending))
         bar.close()
         return features, objects
@@ -407,28 +437,45 @@ class VideoFeaturizer(
             sample_index(len(rows), n_frames=n_frames, max_frames=self.max_frames)
         ]
 
-    def _detection_frames(self, video):
+    def _shares_backbone(self):
+        """Whether the detector is the tagger on this featurizer's backbone."""
+        return (
+            isinstance(self.detector_, ImageNetTagger)
+            and self.detector_.backbone is self.backbone_
+        )
+
+    def _detection_index(self, video):
+        """Which sampled frames the detector sees (``detection_rate``)."""
         if self.detection_rate is None or not np.isfinite(video.timestamps).all():
-            return video.frames
+            return slice(None)
         t = video.timestamps
         targets = np.arange(t[0], t[-1] + 1e-9, 1.0 / self.detection_rate)
-        idx = np.unique(np.abs(t[None, :] - targets[:, None]).argmin(axis=1))
-        return video.frames[idx]
+        return np.unique(np.abs(t[None, :] - targets[:, None]).argmin(axis=1))
 
-    def _run_backbone(self, pending, features, device):
+    def _run_backbone(self, pending, features, device, objects=None):
         """Run the CNN over the frames of several videos, split back per video.
 
-        Videos with frames of the same size share batches.
+        Videos with frames of the same size share batches. With ``objects``
+        (the "imagenet" tagger) the same pass also gives the class logits,
+        and each video's object set is tagged from those of its detection
+        frames.
         """
         by_size = {}
-        for i, f in pending:
-            by_size.setdefault(f.shape[1:], []).append((i, f))
+        for i, f, det in pending:
+            by_size.setdefault(f.shape[1:], []).append((i, f, det))
         for group in by_size.values():
-            frames = np.concatenate([f for _, f in group])
-            out = self.backbone_.features(frames, device, self.batch_size)
+            frames = np.concatenate([f for _, f, _ in group])
+            out = self.backbone_.features(
+                frames, device, self.batch_size, logits=objects is not None
+            )
+            if objects is not None:
+                out, logits = out
             start = 0
-            for i, f in group:
+            for i, f, det in group:
                 features[i] = out[start : start + len(f)]
+                if objects is not None:
+                    scores = logits[start : start + len(f)][det]
+                    objects[i] = self.detector_.video_objects_from_logits(scores)
                 start += len(f)
 
     def _output(self, frame_features, objects):

@@ -348,3 +348,106 @@ def test_backbone_on_cuda_pickles_to_cpu():
     assert next(clone.module.parameters()).device.type == "cpu"
     assert next(bb.module.parameters()).device.type == "cuda"
     np.testing.assert_allclose(clone.features(_frames(2)), f_cuda, atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# The classification head (kept apart: logits from the same forward pass)
+# --------------------------------------------------------------------------
+
+
+def test_lite0_keeps_its_imagenet_head(lite0):
+    assert lite0.categories == tuple(IMAGENET)
+    frames = _frames(3)
+    features, logits = lite0.features(frames, "cpu", batch_size=2, logits=True)
+    np.testing.assert_array_equal(features, lite0.features(frames, "cpu", 2))
+    assert logits.shape == (3, 1000) and logits.dtype == np.float32
+    # the logits are those of the whole classifier, pip-shipped head included
+    full = EfficientNetLite0().eval()
+    full.load_state_dict(torch.load(lite0_weights_file(), map_location="cpu"))
+    with torch.inference_mode():
+        expected = full(lite0.preprocess(frames)).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    empty = lite0.features(frames[:0], "cpu", logits=True)
+    assert empty[0].shape == (0, 1280) and empty[1].shape == (0, 1000)
+
+
+def test_head_forward_pass_is_shared(lite0):
+    calls = []
+    hook = lite0.module.register_forward_hook(lambda m, i, o: calls.append(len(o)))
+    try:
+        lite0.features(_frames(5), "cpu", batch_size=4, logits=True)
+    finally:
+        hook.remove()
+    assert calls == [4, 1]  # one pass per batch, not one more for the logits
+
+
+@pytest.mark.parametrize(
+    "name, has_head",
+    [("resnet18", True), ("mobilenet_v3_small", True), ("squeezenet1_1", False)],
+)
+def test_torchvision_backbone_heads(name, has_head):
+    bb = load_backbone(name, weights=None)
+    assert (bb.head is not None) is has_head
+    if not has_head:  # convolutional head before a ReLU: not on pooled features
+        assert bb.categories is None
+        with pytest.raises(ValueError, match="no classification head"):
+            bb.features(_frames(1, 60, 80), logits=True)
+        return
+    assert bb.categories == tuple(IMAGENET)
+    frames = _frames(2, 60, 80)
+    features, logits = bb.features(frames, logits=True)
+    # the head applied to the features is the full classifier's output
+    full = torchvision.models.get_model(name, weights=None)
+    head_name = "fc" if name == "resnet18" else "classifier.3"
+    state = dict(bb.module.state_dict())  # the body: the head is an Identity
+    state.update({f"{head_name}.{k}": v for k, v in bb.head.state_dict().items()})
+    full.load_state_dict(state)
+    with torch.inference_mode():
+        expected = full.eval()(bb.preprocess(frames)).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    assert features.shape[0] == logits.shape[0] == 2
+
+
+def test_weights_file_keeps_the_head_only_when_it_holds_it(tmp_path):
+    state = _random_state(torchvision.models.mobilenet_v3_small)
+    torch.save(state, tmp_path / "full.pth")
+    bb = load_backbone("mobilenet_v3_small", tmp_path / "full.pth")
+    torch.testing.assert_close(bb.head.weight, state["classifier.3.weight"])
+    assert bb.categories == tuple(IMAGENET)
+    # no head in the file, or one of another width: no head (a random one
+    # would name classes the file never learned)
+    body = {k: v for k, v in state.items() if not k.startswith("classifier.3.")}
+    torch.save(body, tmp_path / "body.pth")
+    other = _random_state(torchvision.models.mobilenet_v3_small, num_classes=7)
+    torch.save(other, tmp_path / "seven.pth")
+    for path in (tmp_path / "body.pth", tmp_path / "seven.pth"):
+        bb = load_backbone("mobilenet_v3_small", path)
+        assert bb.head is None and bb.categories is None
+        assert bb.features(_frames(1, 60, 80)).shape == (1, 1024)
+
+
+def test_user_module_head_and_categories():
+    head = nn.Linear(6, 3)
+    bb = Backbone(
+        _tiny_net(), ImagePreprocess(32, 32), head=head, categories=["a", "b", "c"]
+    )
+    features, logits = bb.features(_frames(2, 40, 50), logits=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(torch.tensor(logits), head(torch.tensor(features)))
+    assert load_backbone(_tiny_net(), preprocess=ImagePreprocess(32, 32)).head is None
+    with pytest.raises(ValueError, match="one name per class"):
+        Backbone(_tiny_net(), ImagePreprocess(32, 32), head=head, categories=["a"])
+    with pytest.raises(ValueError, match="give head too"):
+        Backbone(_tiny_net(), ImagePreprocess(32, 32), categories=["a"])
+
+
+def test_backbone_with_head_pickles(lite0):
+    clone = pickle.loads(pickle.dumps(lite0))
+    frames = _frames(2)
+    for a, b in zip(
+        clone.features(frames, logits=True),
+        lite0.features(frames, logits=True),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert clone.categories == lite0.categories

@@ -204,3 +204,150 @@ def test_detectors_pickle(ssd):
     assert clone.detect(frames) == ssd.detect(frames)
     det = pickle.loads(pickle.dumps(load_detector(colour_labels)))
     assert det.video_objects(_colour_frames()) == {"red", "green", "blue"}
+
+
+def test_detection_module_top_k_keeps_the_best_labels():
+    # scores: person 0.9, car 0.5, car 0.2, N/A 0.95, background 0.99, bicycle 0.5
+    det = Detector(FixedDetections(), categories=COCO, score_threshold=0.0, top_k=1)
+    assert det.detect(_frames(1)) == [frozenset({"person"})]  # not N/A, not bg
+    det.top_k = 2  # car and bicycle tie near 0.5: the higher score wins
+    assert det.detect(_frames(1)) == [frozenset({"person", "car"})]
+    det.top_k = 10
+    assert det.detect(_frames(1)) == [frozenset({"person", "car", "bicycle"})]
+    assert "top_k=10" in repr(det)
+    assert load_detector(SSD, None, top_k=3).top_k == 3
+
+
+def test_detector_is_itself_a_callable_detector():
+    det = Detector(FixedDetections(), categories=COCO)
+    assert det(_frames(2, 20, 30)) == det.detect(_frames(2, 20, 30))
+    assert load_detector(det) is det
+
+
+# --------------------------------------------------------------------------
+# Detector files: TorchScript (torch.jit.save) and ONNX
+# --------------------------------------------------------------------------
+
+# torch 2.14 deprecates TorchScript; saving the test files says so
+JIT_SAVE = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.save` is deprecated:FutureWarning"
+)
+
+
+class ScriptableDetections(torch.nn.Module):
+    """torchvision's interface, scriptable: labels by the image's mean colour."""
+
+    def __init__(self):
+        super().__init__()
+        self.score_thresh = 0.05
+
+    def forward(self, images: list[torch.Tensor]):
+        losses: dict[str, torch.Tensor] = {}
+        out: list[dict[str, torch.Tensor]] = []
+        for image in images:
+            means = image.mean(dim=(1, 2))  # red, green, blue in [0, 1]
+            out.append(
+                {
+                    "boxes": torch.zeros(3, 4),
+                    "labels": torch.tensor([1, 2, 3]),
+                    "scores": means,
+                }
+            )
+        return losses, out  # what a scripted torchvision detector returns
+
+
+def _colour_batch():
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames[0, ..., 0] = 255  # red
+    frames[1, ..., 1:] = 204  # green and blue at 0.8
+    return frames
+
+
+@JIT_SAVE
+def test_torchscript_detector_file(tmp_path):
+    scripted = torch.jit.script(ScriptableDetections())
+    names = "__background__\nred\ngreen\nblue"
+    torch.jit.save(scripted, tmp_path / "det.pt", {"categories.txt": names})
+    det = load_detector(tmp_path / "det.pt", score_threshold=0.7)
+    assert isinstance(det.module, torch.jit.ScriptModule) and det.name == "det.pt"
+    assert det.categories == ("__background__", "red", "green", "blue")
+    assert det.detect(_colour_batch()) == [{"red"}, {"green", "blue"}]
+    assert det.module.score_thresh < 0.7  # the model's own cut-off follows ours
+    # the same file named by a string; explicit names win over the file's
+    det = load_detector(str(tmp_path / "det.pt"), categories=["x", "r", "g", "b"])
+    assert det.video_objects(_colour_batch()) == {"r", "g", "b"}
+    # without names the labels stay integers
+    torch.jit.save(scripted, tmp_path / "plain.ts")
+    assert load_detector(tmp_path / "plain.ts").detect(_colour_batch()[:1]) == [{1}]
+
+
+@JIT_SAVE
+def test_torchscript_detector_pickles_as_its_archive(tmp_path):
+    torch.jit.save(
+        torch.jit.script(ScriptableDetections()),
+        tmp_path / "det.pt",
+        {"categories.txt": "bg\nred\ngreen\nblue"},
+    )
+    det = load_detector(tmp_path / "det.pt", score_threshold=0.7)
+    clone = pickle.loads(pickle.dumps(det))
+    assert isinstance(clone.module, torch.jit.ScriptModule)
+    assert clone.detect(_colour_batch()) == det.detect(_colour_batch())
+    (tmp_path / "det.pt").unlink()  # the pickle does not need the file
+    assert pickle.loads(pickle.dumps(clone)).categories == det.categories
+
+
+@JIT_SAVE
+def test_scripted_torchvision_detector_file(ssd, tmp_path):
+    path = tmp_path / "ssd.pt"
+    torch.jit.save(
+        torch.jit.script(ssd.module), path, {"categories.txt": "\n".join(COCO)}
+    )
+    det = load_detector(path, score_threshold=0.0)
+    frames = _frames(2, 60, 80)
+    eager = Detector(ssd.module, categories=COCO, score_threshold=0.0)
+    assert det.detect(frames) == eager.detect(frames)  # same labels, same model
+    assert det.detect(frames)[0] and det.categories == tuple(COCO)
+
+
+def test_detector_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_detector(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_detector("models/detector.torchscript")
+    (tmp_path / "notes.pt").write_text("not a model")
+    with pytest.raises(ValueError, match="not a TorchScript file"):
+        load_detector(tmp_path / "notes.pt")
+
+
+def test_onnx_detector_needs_onnxruntime(tmp_path, monkeypatch):
+    (tmp_path / "det.onnx").write_bytes(b"\x08\x07")
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
+    with pytest.raises(ImportError, match="pip install onnxruntime"):
+        load_detector(tmp_path / "det.onnx")
+
+
+class OnnxDetections(torch.nn.Module):
+    """One image in; boxes, scores, labels out (torchvision's export order)."""
+
+    def forward(self, image):
+        means = image.mean(dim=(1, 2))
+        return torch.zeros(3, 4), means, torch.tensor([1, 2, 3])
+
+
+def test_onnx_detector_file(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")  # torch.onnx.export needs it
+    path = tmp_path / "det.onnx"
+    torch.onnx.export(
+        OnnxDetections(),
+        (torch.rand(3, 8, 8),),
+        path,
+        dynamo=False,
+        input_names=["images"],
+        output_names=["boxes", "scores", "labels"],
+        dynamic_axes={"images": {1: "h", 2: "w"}},
+    )
+    names = ["__background__", "red", "green", "blue"]
+    det = load_detector(path, score_threshold=0.7, categories=names)
+    assert det.detect(_colour_batch()) == [{"red"}, {"green", "blue"}]
+    assert pickle.loads(pickle.dumps(det)).detect(_colour_batch()[:1]) == [{"red"}]

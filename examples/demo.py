@@ -6,7 +6,10 @@ backgrounds, several scenes per class, per-clip nuisance) as ``.mp4`` files,
 cached under ``SKVIDSAGE_DATA`` (default ``~/skvidsage_data``).
 :class:`skvidsage.VideoFeaturizer` decodes them and embeds their frames with
 its default ImageNet backbone (EfficientNet-Lite0, installed from PyPI, no
-download). A stratified split then trains the same logistic regression
+download); ``detector="imagenet"`` also gives each clip its object set, the
+ImageNet classes that the backbone's own classifier names on its frames (same
+forward pass, no second network). A stratified split then trains the same
+logistic regression
 
 * on the raw video features, and
 * on LiteVidSage embeddings (``VideoGraphBuilder`` -> ``VidSageEmbedder``):
@@ -17,10 +20,21 @@ download). A stratified split then trains the same logistic regression
   scores are blended with the label vote of each video's nearest training
   videos (the best pipeline of ``docs/results.rst``),
 
-and prints Hit@1, PERR, GAP@20 and mAP@20 on the test videos. A 2-D map
-(t-SNE) of the test videos' raw features next to their embeddings, coloured by
-class, goes to ``SKVIDSAGE_OUTPUT`` (default ``./skvidsage_output``)
-``/demo_embedding.png``.
+and prints Hit@1, PERR, GAP@20 and mAP@20 on the test videos. A second table
+puts LiteVidSage next to VidSage, whose graph also links clips that share
+objects (edge weight ``alpha * Jaccard + beta * visual``), at two
+``alpha``/``beta``. The generated clips show drawn shapes, which are not
+ImageNet objects: the tagger's labels on them (e.g. "jigsaw puzzle") say
+little about the class, and the demo prints how little (the mean Jaccard of
+same-class and of different-class pairs). A 2-D map (t-SNE) of the test
+videos' raw features next to their embeddings, coloured by class, goes to
+``SKVIDSAGE_OUTPUT`` (default ``./skvidsage_output``) ``/demo_embedding.png``.
+
+Then, where real clips are at hand (``--videos DIR``; by default the
+project's ``shared/data/videos`` beside the checkout, when it exists), it
+tags them too and shows, clip by clip, its objects and its strongest link in
+the LiteVidSage graph and in the VidSage graph: real objects on real clips,
+with no network.
 
 With ``--yt8m DIR`` it does the same on YouTube-8M video-level TFRecords
 (``mean_rgb``, multi-label, one-vs-rest heads): the first 80% of the files
@@ -31,6 +45,7 @@ Usage::
 
     python examples/demo.py                       # offline, generated videos
     python examples/demo.py --fast                # a small, quick run
+    python examples/demo.py --videos DIR          # also tag these real clips
     python examples/demo.py --yt8m ../shared/data/yt8m
 """
 
@@ -59,6 +74,8 @@ from skvidsage.metrics import (
 )
 
 METRICS = ("Hit@1", "PERR", "GAP@20", "mAP@20")
+# the project's real clips, beside the checkout (not part of the package)
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
 
 def write_generated_yt8m(directory, *, n_files=10, per_file=300, random_state=0):
@@ -154,14 +171,21 @@ def run_generated(args):
           f"[{time.perf_counter() - t0:.1f} s]", flush=True)
 
     t0 = time.perf_counter()
-    featurizer = skvidsage.VideoFeaturizer(n_jobs=args.n_jobs, verbose=True)
-    X = featurizer.fit_transform(data.filenames)  # no fitted state: no leak
-    print(f"features: {X.shape[1]} per video from {featurizer.backbone} "
-          f"[{time.perf_counter() - t0:.1f} s]", flush=True)
+    featurizer = skvidsage.VideoFeaturizer(detector="imagenet", n_jobs=args.n_jobs,
+                                           verbose=True)
+    F = featurizer.fit_transform(data.filenames)  # no fitted state: no leak
+    X = F.features
+    print(f"features: {X.shape[1]} per video from {featurizer.backbone}, object "
+          f"sets from its ImageNet classifier [{time.perf_counter() - t0:.1f} s]",
+          flush=True)
+    describe_objects(F.object_sets, data.target)
 
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, data.target, test_size=0.3, stratify=data.target, random_state=args.seed
+    idx_train, idx_test = train_test_split(
+        np.arange(len(X)), test_size=0.3, stratify=data.target,
+        random_state=args.seed,
     )
+    X_train, X_test = X[idx_train], X[idx_test]
+    y_train, y_test = data.target[idx_train], data.target[idx_test]
     print(f"split: {len(y_train)} train / {len(y_test)} test videos (stratified)")
     n_classes = len(data.target_names)
     Y_test = sp.csr_matrix(np.eye(n_classes, dtype=np.int32)[y_test])
@@ -198,6 +222,10 @@ def run_generated(args):
                   f"tau_ = {model[0].tau_:.3f}")
         table[name] = evaluate(Y_test, model.predict_proba(X_test))
     print_table(table, "LogisticRegression on the test videos")
+    objects = compare_vidsage(F[idx_train], F[idx_test], y_train, Y_test,
+                              table["LiteVidSage"], epochs, args.seed)
+    print_table(objects, "LiteVidSage and VidSage (objects from the ImageNet "
+                "classifier), the same head")
 
     path = output_dir() / "demo_embedding.png"
     embed = models["LiteVidSage"][:-1].transform(X_test)
@@ -205,6 +233,97 @@ def run_generated(args):
               y_test, data.target_names, path)
     print(f"\nwrote {path}")
     return table
+
+
+def describe_objects(object_sets, target):
+    """Print the tagger's vocabulary and how much its sets say about the class."""
+    vocabulary = set().union(*object_sets)
+    sizes = np.array([len(s) for s in object_sets])
+    same, other = [], []
+    for i in range(len(object_sets)):
+        for j in range(i + 1, len(object_sets)):
+            union = object_sets[i] | object_sets[j]
+            jac = len(object_sets[i] & object_sets[j]) / len(union) if union else 0
+            (same if target[i] == target[j] else other).append(jac)
+    common = sorted(vocabulary, key=lambda v: -sum(v in s for s in object_sets))
+    print(f"objects: {len(vocabulary)} ImageNet classes seen, {sizes.mean():.1f} "
+          f"per clip ({(sizes == 0).mean():.0%} of clips with none); most common: "
+          f"{', '.join(common[:5])}")
+    print(f"  mean Jaccard of the object sets: same class {np.mean(same):.3f}, "
+          f"different classes {np.mean(other):.3f} (drawn shapes are not "
+          "ImageNet objects)")
+
+
+def vidsage_pipeline(epochs, seed, **graph):
+    """Graph -> embedder -> logistic regression (LiteVidSage without objects)."""
+    return make_pipeline(
+        skvidsage.VideoGraphBuilder(tau="auto", **graph),
+        skvidsage.VidSageEmbedder(max_epochs=epochs, random_state=seed),
+        LogisticRegression(max_iter=1000),
+    )
+
+
+def compare_vidsage(F_train, F_test, y_train, Y_test, lite, epochs, seed):
+    """LiteVidSage's row next to VidSage's, at two alpha / beta."""
+    table = {"LiteVidSage": lite}
+    for alpha, beta in [(0.7, 0.3), (0.3, 0.7)]:
+        name = f"VidSage a={alpha:g} b={beta:g}"
+        model = vidsage_pipeline(epochs, seed, alpha=alpha, beta=beta)
+        t0 = time.perf_counter()
+        model.fit(F_train, y_train)
+        graph = model[0].transform(F_train)
+        print(f"{name}: trained in {time.perf_counter() - t0:.1f} s, "
+              f"{graph.adjacency.nnz / len(F_train):.1f} links per training clip",
+              flush=True)
+        table[name] = evaluate(Y_test, model.predict_proba(F_test))
+    verdict = max(table[n]["Hit@1"] for n in table if n != "LiteVidSage")
+    print("  objects " + ("helped" if verdict > lite["Hit@1"] else "did not help")
+          + " on these clips (Hit@1, best VidSage against LiteVidSage)")
+    return table
+
+
+def find_videos(directory):
+    """Real clips in ``directory`` (default: the project's shared clips)."""
+    directory = SHARED_VIDEOS if directory is None else Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_file()
+                  and not p.name.startswith("."))
+
+
+def run_real_clips(paths, n_jobs=1):
+    """Object sets of real clips, and their LiteVidSage and VidSage links."""
+    import warnings
+
+    t0 = time.perf_counter()
+    featurizer = skvidsage.VideoFeaturizer(detector="imagenet", n_jobs=n_jobs,
+                                           on_error="warn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", skvidsage.VideoDecodeWarning)
+        F = featurizer.fit_transform(paths)  # a damaged clip keeps what decoded
+    ok = ~np.isnan(F.features).any(axis=1)
+    F, names = F[ok], [p.name for p, good in zip(paths, ok, strict=True) if good]
+    print(f"\nreal clips: {len(names)} from {paths[0].parent}, tagged by the "
+          f"ImageNet classifier [{time.perf_counter() - t0:.1f} s]; "
+          f"{len(set().union(*F.object_sets))} classes seen")
+    graph = {"tau": 2.0, "n_neighbors": 1, "max_degree": None}  # 1 nearest
+    lite = skvidsage.VideoGraphBuilder(**graph).fit_transform(F.features)
+    vid = skvidsage.VideoGraphBuilder(alpha=0.7, beta=0.3, **graph).fit_transform(F)
+    lite, vid = lite.toarray(), vid.toarray()
+
+    def links(row):
+        order = np.argsort(-row, kind="stable")[: int((row > 0).sum())]
+        return ", ".join(f"{names[j]} ({row[j]:.2f})" for j in order)
+
+    for i, name in enumerate(names):
+        print(f"  {name}: {', '.join(sorted(F.object_sets[i])) or '(no objects)'}")
+        print(f"      LiteVidSage  {links(lite[i])}")
+        print(f"      VidSage      {links(vid[i])}")
+    added = (vid > 0) & (lite == 0)
+    print(f"  VidSage weighs a visual link beta = 0.3 plus alpha = 0.7 times the "
+          f"Jaccard of the object sets, and adds {int(added.sum())} links "
+          "between clips that share an object but do not look alike")
+    return F, vid
 
 
 def run_yt8m(args):
@@ -274,6 +393,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs of the embedder (default 30; 3 "
                         "with --fast)")
+    parser.add_argument("--videos", type=Path, default=None,
+                        help="real clips to tag (default: the project's shared "
+                        "clips, when present)")
     parser.add_argument("--n-jobs", type=int, default=2,
                         help="worker processes for generating and decoding")
     parser.add_argument("--seed", type=int, default=0)
@@ -286,6 +408,12 @@ def main(argv=None):
           + (" (fast mode)" if args.fast else ""))
     t0 = time.perf_counter()
     table = run_generated(args) if args.yt8m is None else run_yt8m(args)
+    if args.yt8m is None:
+        videos = find_videos(args.videos)
+        if videos:
+            run_real_clips(videos, n_jobs=args.n_jobs)
+        else:
+            print("\n(no real clips found: pass --videos DIR to tag your own)")
     print(f"total {time.perf_counter() - t0:.0f} s")
     return table
 

@@ -351,3 +351,11 @@ def test_onnx_detector_file(tmp_path):
     det = load_detector(path, score_threshold=0.7, categories=names)
     assert det.detect(_colour_batch()) == [{"red"}, {"green", "blue"}]
     assert pickle.loads(pickle.dumps(det)).detect(_colour_batch()[:1]) == [{"red"}]
+
+
+def test_featurizer_takes_a_detector_instance():
+    from skvidsage import VideoFeaturizer
+
+    det = Detector(FixedDetections(), categories=COCO, top_k=1)
+    out = VideoFeaturizer(n_frames=2, detector=det).fit_transform([_frames(3, 32, 32)])
+    assert out.object_sets == [frozenset({"person"})]

@@ -1,5 +1,6 @@
 """Video clips the decoding tests encode themselves, and the real ones."""
 
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -32,9 +33,13 @@ def frame_indices(frames):
     return (bits * (1 << np.arange(8))).sum(axis=1)
 
 
-def encode_clip(path, codec="mpeg4", n=N_FRAMES, gop=12, size=(240, 320)):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=FPS)
+def encode_clip(
+    path, codec="mpeg4", n=N_FRAMES, gop=12, size=(240, 320), options=None, **encoder
+):
+    """Encode the stripes clip; ``options`` go to the muxer (e.g. movflags),
+    keyword arguments to the encoder (e.g. ``bf="2"`` for B-frames)."""
+    with av.open(str(path), "w", options=options or {}) as container:
+        stream = container.add_stream(codec, rate=FPS, options=encoder)
         stream.height, stream.width = size
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         stream.codec_context.gop_size = gop
@@ -48,3 +53,38 @@ def encode_clip(path, codec="mpeg4", n=N_FRAMES, gop=12, size=(240, 320)):
 def expected_indices(targets):
     """First frame at or after each target (the last frame past the end)."""
     return np.minimum(np.ceil(np.asarray(targets) * FPS - 1e-6), N_FRAMES - 1)
+
+
+def encode_image(path, codec="png", size=(48, 64)):
+    """Write one still picture (``codec`` "png" or "mjpeg") to ``path``."""
+    context = av.CodecContext.create(codec, "w")
+    context.height, context.width = size
+    context.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
+    context.time_base = Fraction(1, FPS)
+    frame = av.VideoFrame.from_ndarray(stripes(5, size), format="rgb24")
+    packets = context.encode(frame.reformat(format=context.pix_fmt))
+    path.write_bytes(b"".join(bytes(p) for p in packets + context.encode(None)))
+    return path
+
+
+def packet_spans(path):
+    """``(frame index, pos, size)`` of each video packet of a clip, in file order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [
+            (round(float(p.pts * stream.time_base) * FPS), p.pos, p.size)
+            for p in container.demux(stream)
+            if p.size > 0
+        ]
+
+
+def damaged_copy(path, out, *, cut=None, zero=None, flip=None):
+    """Copy ``path`` to ``out`` cut to ``cut`` bytes, with the byte ranges
+    ``zero`` set to 0 and ``flip`` inverted (lists of ``(start, stop)``)."""
+    data = bytearray(path.read_bytes())
+    for start, stop in zero or ():
+        data[start:stop] = bytes(len(data[start:stop]))
+    for start, stop in flip or ():
+        data[start:stop] = bytes(b ^ 0xFF for b in data[start:stop])
+    out.write_bytes(bytes(data[:cut]))
+    return out

@@ -4,22 +4,36 @@
 frames of the sampling rule in :mod:`skvidsage.video._frames`, and seeks past unused
 stretches when the container has an index. Failures raise
 :class:`VideoDecodeError` naming the file and the reason; a damaged stream
-whose other frames decode gives those frames and a :class:`VideoDecodeWarning`.
+whose other frames decode gives those frames and a :class:`VideoDecodeWarning`
+that says in plain words what is wrong: the file looks truncated, frames could
+not be decoded or reached, FFmpeg concealed corrupt data.
 Many files are decoded in crash-isolated workers by
 :func:`skvidsage.video._workers.iter_decoded`.
 """
 
 import math
 import os
-import threading
 import warnings
 from bisect import bisect_left, bisect_right
 from collections import deque
-from contextlib import contextmanager
 
 import av
 import numpy as np
 
+from skvidsage.video._damage import (
+    _REFERENCE,
+    _avi_header_length,
+    _capture_ffmpeg_errors,
+    _cut_text,
+    _describe,
+    _ends_early,
+    _ffmpeg_message,
+    _format_problem,
+    _open_failure,
+    _PacketLedger,
+    _path_problem,
+    _summarize,
+)
 from skvidsage.video._frames import (
     _EPS,
     DecodedVideo,
@@ -35,19 +49,19 @@ __all__ = ["VideoDecodeError", "VideoDecodeWarning", "read_frames"]
 # ../shared/data/videos and generated 320x240 clips: a seek costs about as
 # much as decoding 2-5 frames, so skipping half a second already pays.
 _SEEK_MIN_SKIP_S = 0.5
-_NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
-_MAX_ISSUES = 5
 
 
 class VideoDecodeError(ValueError):
     """A video file could not be read.
 
     The message is ``"<path>: <reason>"``. ``reason`` starts with one of
-    ``"no such file"``, ``"not a file"``, ``"empty file (0 bytes)"``,
-    ``"cannot read"``, ``"not a video"``, ``"no video stream"``,
-    ``"no decodable frame"``,
-    ``"damaged stream"``, ``"decoder crashed"``, ``"decoding timed out"`` or
-    ``"unexpected error"``, often followed by FFmpeg's own message.
+    ``"no such file"``, ``"dangling symlink"``, ``"symlink loop"``,
+    ``"not a file"`` (a directory, a FIFO, a device), ``"empty file (0
+    bytes)"``, ``"cannot read"``, ``"truncated or incomplete file"``,
+    ``"not a video"``, ``"is an image, not a video"``, ``"no video stream"``,
+    ``"no decodable frame"``, ``"damaged stream"``, ``"decoder crashed"``,
+    ``"decoding timed out"`` or ``"unexpected error"``, followed by the
+    details in plain words (FFmpeg's own text at most as a short quote).
 
     Parameters
     ----------
@@ -80,46 +94,11 @@ class VideoDecodeError(ValueError):
 
 
 class VideoDecodeWarning(UserWarning):
-    """A video decoded only partly (damaged stream), or was skipped on error."""
+    """A video decoded only partly (damaged stream), or was skipped on error.
 
-
-# --------------------------------------------------------------------------
-# FFmpeg logs (decoder errors that FFmpeg conceals are only logged)
-
-_log_lock = threading.Lock()
-_log_state = {"users": 0, "level": None, "skip_repeated": True}
-
-
-@contextmanager
-def _capture_ffmpeg_errors():
-    """Collect this thread's FFmpeg messages; PyAV's log level is restored."""
-    with _log_lock:
-        if _log_state["users"] == 0:
-            _log_state["level"] = av.logging.get_level()
-            _log_state["skip_repeated"] = av.logging.get_skip_repeated()
-            if _log_state["level"] is None or _log_state["level"] < av.logging.ERROR:
-                av.logging.set_level(av.logging.ERROR)
-            # else "repeated n times" arrives with the next file's messages
-            av.logging.set_skip_repeated(False)
-        _log_state["users"] += 1
-    try:
-        with av.logging.Capture(local=True) as logs:
-            yield logs
-    finally:
-        with _log_lock:
-            _log_state["users"] -= 1
-            if _log_state["users"] == 0:
-                av.logging.set_level(_log_state["level"])
-                av.logging.set_skip_repeated(_log_state["skip_repeated"])
-
-
-def _ffmpeg_message(exc):
-    """FFmpeg's reason for ``exc`` without the file name PyAV appends."""
-    message = getattr(exc, "strerror", None) or str(exc)
-    log = getattr(exc, "log", None)
-    if log and log[2].strip() and log[2].strip() not in message:
-        message = f"{message} ({log[2].strip()})"
-    return message
+    The message is ``"<path>: damaged stream (<n> frames kept): <issues>"``
+    (the issues as in ``DecodedVideo.issues``), or ``"skipped <error>"``.
+    """
 
 
 # --------------------------------------------------------------------------
@@ -132,7 +111,8 @@ class _FrameSource:
     Times follow FFmpeg's ``best_effort_timestamp`` rule: use ``pts`` unless
     it went backwards more often than ``dts`` (AVI files with packed
     B-frames). Decoder errors are recorded and decoding goes on with the next
-    packet; a demuxer error ends the stream.
+    packet; a demuxer error ends the stream. ``ledger`` notes the frames the
+    decoder drops without a word.
     """
 
     def __init__(self, container, stream, fps, logs):
@@ -140,6 +120,8 @@ class _FrameSource:
         self.tb = (stream.time_base.numerator, stream.time_base.denominator)
         self.start = stream.start_time or 0
         self.errors, self.logs, self.muted = [], logs, None
+        self.corrupt = []  # times of sampled frames decoded with errors
+        self.ledger = _PacketLedger(stream, fps, self.seconds)
         self._packets = container.demux(stream)
         self._ready = deque()
         self._faulty_pts = self._faulty_dts = 0
@@ -176,15 +158,21 @@ class _FrameSource:
             self.done = True
             return
         except av.FFmpegError as exc:
-            self.errors.append(f"demuxing: {_ffmpeg_message(exc)}")
+            self.errors.append(f"{self.container.format.name}: {_ffmpeg_message(exc)}")
             self.done = True
             packet = None  # flush the decoder for the frames it still holds
+        if packet is not None:
+            self.ledger.expect(packet)
         try:
             frames = packet.decode() if packet else self.stream.decode(None)
         except av.FFmpegError as exc:
-            if self.muted is None:
-                self.errors.append(f"decoding: {_ffmpeg_message(exc)}")
-            return
+            detail = exc.log[2].strip() if getattr(exc, "log", None) else ""
+            detail = detail or exc.strerror or str(exc)
+            message = f"{self.stream.codec_context.name}: {detail}"
+            if self.muted is None or not _REFERENCE.search(message):
+                self.errors.append(message)
+            frames = []
+        self.ledger.account(frames, flushed=packet is None)
         self._ready.extend((self._time(frame), frame) for frame in frames)
 
     def next(self):
@@ -201,9 +189,12 @@ class _FrameSource:
     def seek(self, t):
         """Go to the keyframe at or before ``t`` seconds (fault counts kept).
 
-        Decoder errors are muted until :meth:`unmute`: frames that follow a
-        keyframe in decoding order but precede it on screen may refer to
-        frames before the seek point (open GOPs), which FFmpeg reports.
+        Missing-reference errors are muted until :meth:`unmute`: frames that
+        follow a keyframe in decoding order may refer to frames before the
+        seek point (open GOPs), which FFmpeg reports (``mmco: unref short
+        failure`` on an x264 open-GOP clip; no other message after a seek on
+        the clips in ../shared/data/videos and 18 test encodes). Other errors
+        are damage and count.
         """
         if self.muted is None:
             self.muted = len(self.logs)
@@ -212,12 +203,15 @@ class _FrameSource:
         self._packets = self.container.demux(self.stream)
         self._ready.clear()
         self._last_pts = self._last_dts = self._last_t = None
+        self.ledger.restart()
         self.done = False
 
     def unmute(self):
-        """Drop the decoder errors logged since the first unmuted seek."""
+        """Drop the missing-reference errors logged since the first unmuted seek."""
         if self.muted is not None:
-            del self.logs[self.muted :]
+            self.logs[self.muted :] = [
+                log for log in self.logs[self.muted :] if not _REFERENCE.search(log[2])
+            ]
             self.muted = None
 
 
@@ -248,7 +242,7 @@ def _select(source, targets, frames, times, *, max_frames, convert, min_skip):
 
     def take(t, frame):
         if frame.is_corrupt:
-            source.errors.append(f"corrupt frame at {t:.3f} s")
+            source.corrupt.append(t)
         return convert(frame)
 
     if targets is None:
@@ -331,65 +325,66 @@ def _stream_duration(container, stream):
     return math.nan, False
 
 
-def _open(path):
+# --------------------------------------------------------------------------
+# files
+
+
+def _open(path, cut=""):
+    """Open ``path``; ``cut`` says how it looks truncated (for the errors)."""
     try:
         container = av.open(path, metadata_errors="ignore")
     except av.FFmpegError as exc:
         if isinstance(exc, FileNotFoundError):
-            raise VideoDecodeError(path, "no such file") from None
-        if isinstance(exc, PermissionError):
-            raise VideoDecodeError(path, "cannot read: permission denied") from None
-        raise VideoDecodeError(path, f"not a video: {_ffmpeg_message(exc)}") from None
-    if container.format.name in _NOT_VIDEO_FORMATS:
-        container.close()
-        raise VideoDecodeError(
-            path, f"not a video: FFmpeg reads it as {container.format.long_name}"
-        )
+            reason = "no such file"
+        elif isinstance(exc, PermissionError):
+            reason = "cannot read: permission denied"
+        else:
+            at_end = isinstance(exc, EOFError)
+            reason = _open_failure(path, _ffmpeg_message(exc), at_end=at_end, cut=cut)
+        raise VideoDecodeError(path, reason) from None
     streams = [
         s
         for s in container.streams.video
         if not s.disposition & av.stream.Disposition.attached_pic
     ]
-    if not streams:
+    reason = _format_problem(container, streams, cut)
+    if reason is not None:
         container.close()
-        raise VideoDecodeError(path, "no video stream")
+        raise VideoDecodeError(path, reason)
     stream = streams[0]
-    if stream.codec_context is None:
-        container.close()
-        raise VideoDecodeError(
-            path, "no decodable frame: FFmpeg has no decoder for its codec"
-        )
     stream.thread_type = "SLICE"
     stream.codec_context.thread_count = 1  # parallelism comes from n_jobs
     return container, stream
 
 
+# --------------------------------------------------------------------------
+# one file
+
+
 def _read_video(path, options):
     """:func:`read_frames` with checked :class:`ReadOptions`, without warnings."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise VideoDecodeError(path, "no such file")
-    if not os.path.isfile(path):
-        raise VideoDecodeError(path, "not a file")
-    if os.path.getsize(path) == 0:
-        raise VideoDecodeError(path, "empty file (0 bytes)")
+    size, problem = _path_problem(path)
+    if problem:
+        raise VideoDecodeError(path, problem)
+    cut = _cut_text(path, size)
     min_skip = {"auto": _SEEK_MIN_SKIP_S, True: 0.0, False: None}[options.seek]
     with _capture_ffmpeg_errors() as logs:
         try:
-            frames, times, errors, fps, duration = _decode(
-                path, options, min_skip, logs
+            frames, times, found, fps, duration = _decode(
+                path, cut, options, min_skip, logs
             )
         except _SeekMisled:
             del logs[:]
-            frames, times, errors, fps, duration = _decode(path, options, None, logs)
-    errors += [
+            frames, times, found, fps, duration = _decode(
+                path, cut, options, None, logs
+            )
+    messages = found.pop() + [
         f"{name}: {message.strip()}" if name else message.strip()
         for level, name, message in logs
         if level <= av.logging.ERROR
     ]
-    issues = tuple(dict.fromkeys(errors))[:_MAX_ISSUES]
-    if len(errors) > len(issues):
-        issues += (f"... {len(errors)} decoder errors in all",)
+    issues = tuple(found + _summarize(messages))
     if not frames:
         detail = f": {issues[0]}" if issues else ""
         raise VideoDecodeError(path, f"no decodable frame{detail}")
@@ -405,13 +400,26 @@ def _read_video(path, options):
     )
 
 
-def _decode(path, options, min_skip, logs):
-    """Open ``path`` and decode the sampled frames; errors are collected."""
+def _decode(path, cut, options, min_skip, logs):
+    """Open ``path`` and decode the sampled frames.
+
+    Returns the frames, their times, the damage found (its last item: the
+    raw errors, for :func:`_summarize`), the frame rate and the duration.
+    """
     sample_rate, n_frames = options.sample_rate, options.n_frames
-    container, stream = _open(path)
+    container, stream = _open(path, cut)
     with container:
         fps = float(stream.average_rate or stream.guessed_rate or math.nan)
         duration, own_duration = _stream_duration(container, stream)
+        own_duration = own_duration or len(container.streams) == 1
+        evidence = [cut] if cut else []
+        header = _avi_header_length(container, stream, fps, duration)
+        if header > duration:  # sample by it, as the intact file would be
+            evidence.append(
+                f"its header gives {stream.frames} frames ({header:.2f} s) but "
+                f"FFmpeg finds {duration:.2f} s"
+            )
+            duration, own_duration = header, True
         if n_frames is not None and not math.isfinite(duration):
             duration = _decoded_duration(path, fps)
         shape = []  # the first frame's output size; later frames follow it
@@ -425,10 +433,13 @@ def _decode(path, options, min_skip, logs):
 
         source = _FrameSource(container, stream, fps, logs)
         frames, times = [], []
+        targets = _targets(duration, sample_rate, n_frames)
+        if targets is not None and math.isfinite(duration):
+            targets = list(targets)  # finite: kept to name those not reached
         try:
             _select(
                 source,
-                _targets(duration, sample_rate, n_frames),
+                iter(targets) if targets is not None else None,
                 frames,
                 times,
                 max_frames=options.max_frames,
@@ -439,14 +450,13 @@ def _decode(path, options, min_skip, logs):
             if min_skip is not None:
                 raise _SeekMisled from exc
             source.errors.append(_ffmpeg_message(exc))
-    if source.end is not None and own_duration:
-        end = source.end + (1 / fps if fps > 0 else 0.0)
-        if duration - end > max(1.0, 0.05 * duration):
-            source.errors.append(
-                f"the stream ends at {end:.2f} s of the {duration:.2f} s its "
-                "header gives (truncated file?)"
-            )
-    return frames, times, source.errors, fps, duration
+    end = source.end + (1 / fps if fps > 0 else 0.0) if source.end is not None else None
+    asked = targets if isinstance(targets, list) else None  # None: endless
+    if own_duration and end is not None and asked is not None:
+        unreached = asked[len(frames) : options.max_frames]
+        evidence = _ends_early(evidence, duration, end, unreached)
+    found = _describe(evidence, source.ledger, source.corrupt, asked, times, fps)
+    return frames, times, [*found, source.errors], fps, duration
 
 
 def _decoded_duration(path, fps):
@@ -464,8 +474,9 @@ def _decoded_duration(path, fps):
 
 def _warn_issues(video, stacklevel):
     if video.issues:
+        n = len(video.frames)
         warnings.warn(
-            f"{video.path}: damaged stream ({len(video.frames)} frames kept): "
+            f"{video.path}: damaged stream ({n} frame{'s' if n > 1 else ''} kept): "
             f"{'; '.join(video.issues)}",
             VideoDecodeWarning,
             stacklevel=stacklevel + 1,
@@ -491,7 +502,12 @@ def read_frames(
     Parameters
     ----------
     path : str or os.PathLike
-        Any file FFmpeg reads as video (still images give one frame).
+        Any file FFmpeg reads as video. A still image (PNG, JPEG, ...: what
+        FFmpeg's image readers take, whatever the file's name) is an error,
+        ``"is an image, not a video"``: one still gives a "video" feature that
+        is not what the video's would be, so the mistake must not pass
+        silently; pass stills as ``(1, H, W, 3)`` frame arrays instead.
+        Animations (GIF, APNG) are videos.
     sample_rate : float, default=None
         Frames per second to keep (the paper's ``r``). A clip shorter than
         ``1 / sample_rate`` gives its first frame.
@@ -507,12 +523,15 @@ def read_frames(
     strict : bool, default=False
         What to do when the stream is damaged but some frames decode: keep
         those frames and warn (:class:`VideoDecodeWarning` naming the file and
-        the errors, also kept in ``DecodedVideo.issues``), or raise
-        ``VideoDecodeError("damaged stream: ...")`` when True. FFmpeg conceals
-        many bitstream errors and only logs them; those count as damage too,
-        as does a stream that ends well before the duration its header gives.
-        Only what is decoded is checked: sampling stops at the last target
-        and seeking skips stretches, so damage there goes unseen.
+        saying in plain words what is wrong, also kept in
+        ``DecodedVideo.issues``), or raise ``VideoDecodeError("damaged
+        stream: ...")`` when True. Damage is a file that looks truncated (with
+        the targets it could not reach), frames the decoder dropped (with the
+        targets that got a later frame), zero-filled data, frames decoded
+        with errors, and errors FFmpeg conceals; see
+        :mod:`skvidsage.video._damage`. A cut AVI is sampled by its header's
+        length, as the intact file. Only what is decoded is checked: damage
+        in stretches that sampling or seeking skips goes unseen.
     seek : {"auto", True, False}, default="auto"
         Seek to the keyframe before each target instead of decoding up to it.
         ``"auto"`` seeks when the container has an index and that keyframe is
@@ -527,8 +546,11 @@ def read_frames(
     Raises
     ------
     VideoDecodeError
-        Naming the file and the reason: no such file, empty file, not a video,
-        no video stream, no decodable frame, damaged stream (``strict=True``).
+        Naming the file and the reason (see :class:`VideoDecodeError`): no
+        such file, a dangling symlink or a symlink loop, not a file (a
+        directory, a FIFO, a device), empty, truncated or incomplete, not a
+        video, an image, no video stream, no decodable frame, damaged stream
+        (``strict=True``).
 
     See Also
     --------
@@ -543,6 +565,11 @@ def read_frames(
     ... except VideoDecodeError as error:
     ...     print(error)
     missing.mp4: no such file
+    >>> try:
+    ...     read_frames(".", sample_rate=1)
+    ... except VideoDecodeError as error:
+    ...     print(error.reason)
+    not a file: a directory; pass the video files in it instead
     """
     options = ReadOptions(
         sample_rate=sample_rate,

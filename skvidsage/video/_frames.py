@@ -14,7 +14,9 @@ takes the first frame whose presentation time is ``>= t_k``; a target after the
 last frame takes the last frame if it falls within that frame's display
 interval. Targets may share a frame (``sample_rate`` above the frame rate), so
 ``n_frames`` gives exactly ``n_frames`` frames unless the stream ends before
-the duration its container reports. Times are seconds from the stream's start.
+the duration its container reports (a cut AVI: the duration of its header's
+frame count, so the targets stay those of the intact file; the decoder warns
+of the targets it cannot reach). Times are seconds from the stream's start.
 """
 
 import math
@@ -54,8 +56,10 @@ class DecodedVideo:
     path : str or None
         The file decoded; None for an in-memory array.
     issues : tuple of str
-        Decoder errors met on a damaged stream whose other frames decoded
-        (empty for a clean decode); see ``strict`` in :func:`read_frames`.
+        What is wrong with a damaged stream whose other frames decoded, in
+        plain words (the file looks truncated, frames could not be decoded or
+        reached, FFmpeg concealed corrupt data); empty for a clean decode.
+        See ``strict`` in :func:`~skvidsage.video._decode.read_frames`.
     """
 
     frames: np.ndarray

@@ -13,7 +13,14 @@ import skvidsage.video._workers as workers
 from skvidsage.video._decode import VideoDecodeError, VideoDecodeWarning
 from skvidsage.video._frames import DecodedVideo, ReadOptions
 from skvidsage.video._workers import iter_decoded
-from tests._clips import FPS, H264, encode_clip, expected_indices, frame_indices
+from tests._clips import (
+    FPS,
+    H264,
+    damaged_copy,
+    encode_clip,
+    expected_indices,
+    frame_indices,
+)
 
 # -- many videos ---------------------------------------------------------------
 
@@ -115,6 +122,30 @@ def test_iter_decoded_relays_damage_warnings_from_workers(damaged):
     with pytest.warns(VideoDecodeWarning, match="cut.mkv: damaged stream"):
         ((_, video),) = list(iter_decoded([damaged], sample_rate=5, n_jobs=2))
     assert video.issues
+
+
+def test_iter_decoded_reports_a_cut_file_as_damage_or_an_error_when_strict(
+    tmp_path, clips
+):
+    # issue 11.1: a cut AVI used to decode as a shorter clip, with no word
+    clip = clips["mpeg4.avi"]
+    cut = damaged_copy(clip, tmp_path / "cut.avi", cut=clip.stat().st_size // 2)
+    with pytest.warns(VideoDecodeWarning, match=r"cut.avi: damaged stream .*truncated"):
+        ((_, video),) = list(iter_decoded([cut], n_frames=3, n_jobs=2))
+    assert len(video) == 2
+    out = list(iter_decoded([cut, clip], n_frames=3, strict=True, on_error="skip"))
+    assert out[0][1].reason.startswith("damaged stream: the file looks truncated")
+    assert isinstance(out[1][1], DecodedVideo)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_iter_decoded_never_waits_on_a_fifo_or_a_link_loop(tmp_path):
+    os.mkfifo(tmp_path / "pipe.mp4")
+    (tmp_path / "loop.mp4").symlink_to("loop.mp4")
+    videos = [tmp_path / "pipe.mp4", tmp_path / "loop.mp4"]
+    out = list(iter_decoded(videos, on_error="skip", timeout=60))
+    assert out[0][1].reason.startswith("not a file: a named pipe (FIFO)")
+    assert out[1][1].reason.startswith("symlink loop")
 
 
 def _slow_decode(path, options):

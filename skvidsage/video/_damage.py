@@ -1,0 +1,421 @@
+"""Recognise damaged or unusable video files and say what is wrong, in plain words.
+
+:mod:`skvidsage.video._decode` decodes; this module judges what it met. Before
+FFmpeg opens a path, :func:`_path_problem` rejects what is no regular file (a
+FIFO would block FFmpeg until a writer comes) and :func:`_stated_size` reads the length
+that a RIFF or Matroska header or the MP4 boxes give, so that a cut file says
+so. While decoding, a :class:`_PacketLedger` matches the packets the demuxer
+hands out with the pictures the decoder gives back: frames dropped without a
+word, and zero-filled H.264/H.265 data. Afterwards :func:`_describe` and
+:func:`_summarize` turn all that, and FFmpeg's log (collected by
+:func:`_capture_ffmpeg_errors`), into the issues of ``DecodedVideo.issues``.
+"""
+
+import errno
+import math
+import os
+import re
+import stat
+import threading
+from bisect import bisect_left
+from contextlib import contextmanager
+
+import av
+
+from skvidsage.video._frames import _EPS
+
+_NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
+_MP4_BOXES = {b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide", b"uuid"}
+_SPECIAL_FILES = {
+    stat.S_IFIFO: "named pipe (FIFO)",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+# A packet whose picture has not come out once the decoder has output a frame
+# this many frame intervals later is lost. Decoders output in presentation
+# order except DivX packed B-frames (AVI), which swap neighbours: one interval
+# on Megamind.avi; no clip in ../shared/data/videos or the 18 test encodes
+# (x264/x265 open GOP, VP8 alt-ref, MPEG-2 TS, AV1, ...) loses a frame.
+_LOST_SLACK_FRAMES = 2
+# Length-prefixed H.264/H.265 (MP4, MKV) never holds 4 zero bytes in a row
+# (emulation prevention; a length field gives at most 3): a run of 16 is
+# zero-filled damage (a sparse, unfinished download), which the decoder may
+# take silently (bigbuckbunny.mp4 zeroed at 43349-87263: no error, cosine 0.6).
+_ZERO_RUN = bytes(16)
+
+# FFmpeg's error messages in plain words: (pattern, what is wrong, what it
+# does to the frames); the first match wins, anything else is corrupt picture
+# data (macroblock, slice, NAL, VLC, CRC errors: 99% of the 44,818 messages
+# met on 300 cut, zeroed or bit-flipped copies of the clips in
+# ../shared/data/videos and 18 test encodes).
+_REFERENCE = re.compile(r"mmco|refer|POC|co.located|frame num gap|\bRPS\b", re.I)
+_KINDS = (
+    (
+        _REFERENCE,
+        "missing reference pictures",
+        "pictures predicted from lost ones are wrong",
+    ),
+    (
+        re.compile(r"ended prematurely|partial file|end of file", re.I),
+        "the data ends early",
+        "the frames after the cut are missing",
+    ),
+    (
+        re.compile(r"EBML|packet mismatch|invalid (packet|chunk|atom)", re.I),
+        "damaged container data",
+        "packets may be lost or garbled",
+    ),
+)
+_CORRUPT = ("corrupt picture data", "FFmpeg guessed the damaged parts of pictures")
+
+
+# --------------------------------------------------------------------------
+# FFmpeg's log (decoder errors that FFmpeg conceals are only logged)
+
+_log_lock = threading.Lock()
+_log_state = {"users": 0, "level": None, "skip_repeated": True}
+
+
+@contextmanager
+def _capture_ffmpeg_errors():
+    """Collect this thread's FFmpeg messages; PyAV's log level is restored."""
+    with _log_lock:
+        if _log_state["users"] == 0:
+            _log_state["level"] = av.logging.get_level()
+            _log_state["skip_repeated"] = av.logging.get_skip_repeated()
+            if _log_state["level"] is None or _log_state["level"] < av.logging.ERROR:
+                av.logging.set_level(av.logging.ERROR)
+            # else "repeated n times" arrives with the next file's messages
+            av.logging.set_skip_repeated(False)
+        _log_state["users"] += 1
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield logs
+    finally:
+        with _log_lock:
+            _log_state["users"] -= 1
+            if _log_state["users"] == 0:
+                av.logging.set_level(_log_state["level"])
+                av.logging.set_skip_repeated(_log_state["skip_repeated"])
+
+
+def _ffmpeg_message(exc):
+    """FFmpeg's reason for ``exc`` without the file name PyAV appends."""
+    message = getattr(exc, "strerror", None) or str(exc)
+    log = getattr(exc, "log", None)
+    if log and log[2].strip() and log[2].strip() not in message:
+        message = f"{message} ({log[2].strip()})"
+    return message
+
+
+# --------------------------------------------------------------------------
+# the file
+
+
+def _path_problem(path):
+    """Return ``(size, None)`` for a non-empty regular file, else ``(0, reason)``.
+
+    Checked before FFmpeg opens it: opening a FIFO waits for a writer, a
+    device never ends, and a symlink loop or a dangling link is not "no such
+    file" (``os.path.exists`` says False for all three).
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return 0, (
+                "symlink loop: its symbolic links point back at each other and "
+                "never reach a file; fix or remove the link"
+            )
+        if os.path.islink(path):
+            return 0, (
+                f"dangling symlink: it points to {os.readlink(path)!r}, which "
+                "does not exist; fix the link or restore the file"
+            )
+        if exc.errno == errno.ENOTDIR:
+            return 0, "no such file: a part of its path is a file, not a folder"
+        if exc.errno == errno.ENOENT:
+            return 0, "no such file"
+        return 0, f"cannot read: {(exc.strerror or str(exc)).lower()}"
+    if stat.S_ISDIR(info.st_mode):
+        return 0, "not a file: a directory; pass the video files in it instead"
+    if not stat.S_ISREG(info.st_mode):
+        kind = _SPECIAL_FILES.get(stat.S_IFMT(info.st_mode), "special file")
+        return 0, (
+            f"not a file: a {kind}, which FFmpeg would wait on or read without "
+            "end; save the video to a regular file first"
+        )
+    if info.st_size == 0:
+        return 0, "empty file (0 bytes)"
+    return info.st_size, None
+
+
+def _vint(data, i):
+    """Read the EBML variable-length integer at ``data[i]``: (value, end, unknown)."""
+    length = 9 - data[i].bit_length()
+    value = int.from_bytes(data[i : i + length], "big") & ((1 << 7 * length) - 1)
+    return value, i + length, value == (1 << 7 * length) - 1
+
+
+def _stated_size(path, size):
+    """Return where the file gives its own length and, when more, that length.
+
+    RIFF (AVI) and Matroska headers give their length, MP4 boxes theirs: a
+    cut file (an unfinished download, copy or recording) is shorter.
+    ``(where, 0)`` when it fits; ``("", 0)`` for other formats (MPEG-TS has
+    no such field).
+    """
+    where, need = "", 0
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+            if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+                where, need = "RIFF header", int.from_bytes(head[4:8], "little") + 8
+            elif head[:4] == b"\x1a\x45\xdf\xa3" and len(head) == 64:
+                where = "Matroska header"
+                n, i, _ = _vint(head, 4)  # the EBML header, then the Segment
+                if head[i + n : i + n + 4] == b"\x18\x53\x80\x67":
+                    n, i, unknown = _vint(head, i + n + 4)
+                    need = 0 if unknown else i + n
+            elif head[4:8] in _MP4_BOXES:
+                where = "MP4 box sizes"
+                for _ in range(256):  # top-level boxes, one after the other
+                    file.seek(need)
+                    box = file.read(16)
+                    n = int.from_bytes(box[:4], "big") if len(box) >= 8 else 0
+                    if n == 1 and len(box) == 16:  # a 64-bit size follows
+                        n = int.from_bytes(box[8:], "big")
+                    if n < 8:  # 0: up to the end of the file
+                        break
+                    need += n
+                    if need >= size:
+                        break
+    except (OSError, IndexError):
+        return "", 0
+    return where, need if need > size else 0
+
+
+def _cut_text(path, size):
+    """Say how the file at ``path`` (``size`` bytes) looks cut, or ''."""
+    where, need = _stated_size(path, size)
+    return f"it should be {need} bytes long by its {where} but has {size}" * bool(need)
+
+
+def _format_problem(container, streams, cut):
+    """Return why an opened file is no video to decode, or None.
+
+    ``streams``: its video streams (cover pictures left out); ``cut`` as in
+    :func:`_open_failure`.
+    """
+    name = container.format.name
+    codec = streams[0].codec_context if streams else None
+    if name in _NOT_VIDEO_FORMATS:
+        return f"not a video: FFmpeg reads it as {container.format.long_name}"
+    if name == "image2" or name.endswith("_pipe"):  # FFmpeg's still readers
+        kind = {"mjpeg": "JPEG"}.get(codec.name, codec.name.upper()) if codec else ""
+        return (
+            f"is an image, not a video (one {kind} picture): features of one "
+            "still are not a video's; pass stills as (1, H, W, 3) uint8 frame "
+            "arrays instead"
+        )
+    if not streams and cut:
+        return f"truncated or incomplete file: {cut}; fetch or copy the file again"
+    if not streams:
+        return "no video stream"
+    if codec is None:
+        return "no decodable frame: FFmpeg has no decoder for its codec"
+    return None
+
+
+def _open_failure(path, message, *, at_end, cut):
+    """Say in plain words why FFmpeg could not open a file.
+
+    ``message`` is FFmpeg's; ``at_end`` when it met the end of the file;
+    ``cut`` how the file looks truncated ("" if it does not).
+    """
+    found = [cut] if cut else []
+    if "moov atom not found" in message and _stated_size(path, 0)[0] == "MP4 box sizes":
+        found.insert(0, "its index (the MP4 moov atom) is missing")
+    elif at_end:
+        found.insert(0, "it ends inside its header")
+    if found:
+        return (
+            f"truncated or incomplete file: {'; '.join(found)}, as when a "
+            "download, copy or recording stops before the end; fetch or copy "
+            "the file again"
+        )
+    if message.startswith("Invalid data found when processing input"):
+        detail = message.removeprefix("Invalid data found when processing input")
+        return "not a video: FFmpeg recognises no video format in it" + detail
+    return f"not a video: {message}"
+
+
+def _avi_header_length(container, stream, fps, duration):
+    """Return the length an AVI's header frame count gives when FFmpeg's is short.
+
+    An AVI cut before its end (and index) gets a duration FFmpeg estimates
+    from what is left, but its header keeps the frame count: on the clips in
+    ../shared/data/videos both agree to 1e-5 s, so half a frame interval short
+    is a cut. nan when they agree, or for other formats.
+    """
+    header = stream.frames / fps if stream.frames > 0 and fps > 0 else math.nan
+    if container.format.name == "avi" and header > duration + 0.5 / fps:
+        return header
+    return math.nan
+
+
+# --------------------------------------------------------------------------
+# the stream
+
+
+class _PacketLedger:
+    """Match a stream's packets with the pictures the decoder gives back.
+
+    Every packet from a keyframe on should give a picture with its ``pts``
+    (true of every clip in ../shared/data/videos and the test encodes): the
+    times of those that do not, frames the decoder dropped without a word,
+    are collected in ``lost``; packets with zero-filled H.264/H.265 data in
+    ``zeroed``. ``seconds`` turns a time stamp into seconds.
+    """
+
+    def __init__(self, stream, fps, seconds):
+        tb = stream.time_base
+        self.seconds, self.lost, self.zeroed = seconds, set(), set()
+        self._slack = _LOST_SLACK_FRAMES / fps / tb if fps > 0 else 0
+        extradata = stream.codec_context.extradata or b""
+        name = stream.codec_context.name
+        self._zero_check = name in ("h264", "hevc") and extradata[:1] == b"\x01"
+        self._on = True
+        self.restart()
+
+    def restart(self):
+        """Forget the packets in flight (after a seek)."""
+        self._floor = None  # pts of the first keyframe packet since the (re)start
+        self._pending = set()  # pts of packets whose picture has not come out
+        self._newest = None  # largest pts output
+
+    def expect(self, packet):
+        """Note a packet the demuxer handed out."""
+        pts = packet.pts
+        if self._zero_check and _ZERO_RUN in bytes(packet):
+            self.zeroed.add(self.seconds(pts if pts is not None else packet.dts or 0))
+        if pts is None or not packet.size or not self._on:
+            return
+        if self._floor is None:
+            if not packet.is_keyframe:
+                return  # before the first keyframe nothing is expected
+            self._floor = pts
+        if pts >= self._floor:  # leading pictures of an open GOP may drop
+            self._pending.add(pts)
+
+    def account(self, frames, flushed):
+        """Note the pictures a decode call gave; ``flushed`` at the end."""
+        for frame in frames:
+            if frame.pts is None:  # the decoder drops times: nothing to match
+                self._on = False
+                self._pending.clear()
+                return
+            self._pending.discard(frame.pts)
+            if self._newest is None or frame.pts > self._newest:
+                self._newest = frame.pts
+        if self._pending and (flushed or self._newest is not None):
+            horizon = math.inf if flushed else self._newest - self._slack
+            gone = [pts for pts in self._pending if pts < horizon]
+            self._pending.difference_update(gone)
+            self.lost.update(self.seconds(pts) for pts in gone)
+
+
+# --------------------------------------------------------------------------
+# the issues
+
+
+def _summarize(messages):
+    """Describe FFmpeg's messages, one issue per kind, with the first as a quote."""
+    kinds = {}
+    for message in messages:
+        kind = next((k[1:] for k in _KINDS if k[0].search(message)), _CORRUPT)
+        kinds.setdefault(kind, []).append(message)
+    issues = []
+    for (what, effect), group in kinds.items():
+        n, first = len(group), group[0]
+        quote = first if len(first) <= 80 else first[:77] + "..."
+        plural = "s" if n > 1 else ""
+        issues.append(f"{what}: {effect} ({n} FFmpeg message{plural}, first: {quote})")
+    return issues
+
+
+def _describe(evidence, ledger, corrupt, targets, times, fps):
+    """Describe a truncation, lost frames, late targets and damaged frames.
+
+    ``evidence``: how the file looks truncated; ``corrupt``: times of sampled
+    frames decoded with errors; ``targets`` (a list, or None for every frame)
+    and ``times``: the sampled times asked for and got.
+    """
+    found = []
+    if evidence:
+        found.append(f"the file looks truncated: {'; '.join(evidence)}")
+    if ledger.zeroed:
+        n, first = len(ledger.zeroed), min(ledger.zeroed)
+        found.append(
+            f"zero-filled data (as in an unfinished download): {n} packet"
+            f"{'s' if n > 1 else ''} from {first:.2f} s on hold runs of zero "
+            "bytes that valid H.264/H.265 data never has"
+        )
+    lost = sorted(ledger.lost)
+    if lost:
+        found.append(_lost_text(lost, fps))
+        late = []
+        for target, t in zip(targets or (), times, strict=False):
+            i = bisect_left(lost, target - _EPS)
+            if i < len(lost) and lost[i] < t - _EPS:
+                late.append(
+                    f"{target:.2f} s got the frame at {t:.2f} s, not the one at "
+                    f"{lost[i]:.2f} s"
+                )
+        if late:
+            more = f" and {len(late) - 3} more" if len(late) > 3 else ""
+            found.append(
+                "frames sampled later than asked, as the ones asked for could "
+                f"not be decoded: {', '.join(late[:3])}{more}"
+            )
+    if corrupt:
+        n, at = len(corrupt), ", ".join(f"{t:.2f} s" for t in corrupt[:4])
+        found.append(
+            f"{n} sampled frame{'s' if n > 1 else ''} decoded with errors "
+            f"(FFmpeg filled in the damaged parts), at {at}{', ...' if n > 4 else ''}"
+        )
+    return found
+
+
+def _ends_early(evidence, duration, end, unreached):
+    """Add to ``evidence`` that the stream ends at ``end`` s, when it says much.
+
+    That is when targets could not be reached, or when ``end`` falls more
+    than max(1 s, 5%) before the header's ``duration``.
+    """
+    if not unreached and duration - end <= max(1.0, 0.05 * duration):
+        return evidence
+    text = f"the stream ends at {end:.2f} s"
+    if unreached:
+        shown = ", ".join(f"{t:.2f} s" for t in unreached[:4])
+        more = f" and {len(unreached) - 4} more" if len(unreached) > 4 else ""
+        text += f", so the frames for {shown}{more} could not be reached"
+    return [*(evidence or [f"its header gives {duration:.2f} s"]), text]
+
+
+def _lost_text(lost, fps):
+    """Say 'N frames could not be decoded ...: a-b s, c s' for sorted times."""
+    gap = 1.5 / fps if fps > 0 else 0.0
+    runs = [[lost[0], lost[0]]]
+    for t in lost[1:]:
+        if t - runs[-1][1] <= gap + _EPS:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    spans = [f"{a:.2f}-{b:.2f} s" if b > a else f"{a:.2f} s" for a, b in runs[:3]]
+    n = len(lost)
+    return (
+        f"{n} frame{'s' if n > 1 else ''} could not be decoded (FFmpeg gave no "
+        f"picture): {', '.join(spans)}{', ...' if len(runs) > 3 else ''}"
+    )

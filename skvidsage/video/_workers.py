@@ -259,6 +259,10 @@ def iter_decoded(
             raise ValueError("sample_rate on frame arrays needs their fps.")
         return ((i, _sample_array(a, options, fps)) for i, a in enumerate(videos))
     chunk = prefetch or max(2, 2 * effective_n_jobs(n_jobs))
+    if isolate and multiprocessing.current_process().daemon:
+        # a daemonic process (a Dask worker, a multiprocessing pool's) may
+        # not start processes: decode in it, so that a crash costs that worker
+        isolate = False
 
     def start_run(paths):
         return _start_run(paths, options, n_jobs, isolate, timeout)

@@ -7,11 +7,17 @@ row at zero (as ``sklearn.preprocessing.normalize`` does) and warn, naming the
 rows, through :func:`warn_zero_rows`, the one place that decides it.
 """
 
+import sys
 import warnings
 
 import numpy as np
 
-__all__ = ["ZeroRowWarning", "warn_zero_rows"]
+__all__ = [
+    "ZeroRowWarning",
+    "check_graph_feature_names",
+    "warn_zero_rows",
+    "warn_zero_rows_at_caller",
+]
 
 _SHOWN = 10  # row indices named in one warning
 
@@ -76,3 +82,50 @@ def warn_zero_rows(X, *, owner, name="X", stacklevel=3):
             stacklevel=stacklevel,
         )
     return zero
+
+
+def warn_zero_rows_at_caller(X, *, owner, name="X"):
+    """Call :func:`warn_zero_rows`, the warning pointed at the user's code.
+
+    The estimators reach this through wrappers (``_fit_context``,
+    ``set_output``) and each other (an embedder's or a classifier's builder,
+    a Pipeline, ``cross_val_score``), so the warning is attributed to the
+    first frame outside skvidsage and scikit-learn rather than to a fixed
+    depth.
+    """
+    frame, level = sys._getframe(1), 3  # 1: warn_zero_rows, 2: here, 3: caller
+    while frame is not None and frame.f_globals.get("__name__", "").partition(
+        "."
+    )[0] in ("skvidsage", "sklearn"):
+        frame, level = frame.f_back, level + 1
+    return warn_zero_rows(X, owner=owner, name=name, stacklevel=level)
+
+
+def check_graph_feature_names(fitted, names, owner):
+    """Check a VideoGraph's ``feature_names`` against those seen in fit.
+
+    As scikit-learn's ``validate_data`` does for a DataFrame's columns: a
+    warning when only one side has names, an error naming the columns that
+    differ.
+    """
+    if fitted is None and names is None:
+        return
+    if fitted is None or names is None:
+        warnings.warn(
+            f"The VideoGraph {'has no' if names is None else 'has'} feature "
+            f"names, but {owner} was fitted "
+            f"{'with' if names is None else 'without'} them; build both "
+            "graphs from the same kind of input (both DataFrames, or both "
+            "arrays).",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+    if len(fitted) != len(names) or np.any(fitted != names):
+        differ = np.flatnonzero(fitted != names)[:5].tolist()
+        raise ValueError(
+            "The VideoGraph's feature_names should match those seen in fit, "
+            f"in the same order; they differ at columns {differ} (fit: "
+            f"{fitted[differ].tolist()}, now: {names[differ].tolist()}). "
+            "Select and order the input's columns as in fit."
+        )

@@ -16,11 +16,13 @@ import scipy.sparse as sp
 import torch
 
 __all__ = [
+    "auto_tau",
     "build_edges",
     "encode_object_sets",
     "float32_ceil",
     "normalize_rows",
     "similarity_from_cosine",
+    "vocabulary",
 ]
 
 
@@ -452,3 +454,53 @@ def encode_object_sets(object_sets, vocabulary):
     )
     sizes = np.fromiter((len(s) for s in object_sets), dtype=np.float32, count=n)
     return matrix, sizes
+
+
+def vocabulary(object_sets):
+    """Map each label seen in ``object_sets`` to a column index.
+
+    Labels are sorted when they can be compared, else kept in first-seen order.
+    """
+    labels = list(dict.fromkeys(x for s in object_sets for x in s))
+    try:
+        labels = sorted(labels)
+    except TypeError:
+        pass
+    return {label: i for i, label in enumerate(labels)}
+
+
+def auto_tau(reference, n_neighbors, device, block_values, sample=2000):
+    """Median ``g`` of ``sample`` reference rows to their k-th nearest other row.
+
+    The rows are evenly spaced; exact copies of a row do not count as others
+    (as in ``VideoGraphBuilder.transform``).
+    """
+    n = reference.shape[0]
+    k = min(n_neighbors, n - 1)
+    rows = np.unique(np.linspace(0, n - 1, min(n, sample)).astype(int))
+    with torch.inference_mode():
+        R, _ = normalize_rows(reference, device)
+        indptr, _, weights = build_edges(
+            reference[rows],
+            R,
+            R_raw=reference,
+            tau=2.0,  # no threshold: exactly the k nearest others
+            n_neighbors=k,
+            max_degree=k,
+            visual_weight=similarity_weight,  # (1 + g) / 2, g exact
+            batch_size=max(1, block_values // n),
+            device=device,
+        )
+        del R
+    # the links of a row are its k nearest others, so the k-th is the
+    # weakest; a video whose copies leave fewer than k others has fewer
+    # links (its weakest is then its farthest), one with none is skipped
+    linked = np.diff(indptr) > 0
+    if not linked.any():
+        raise ValueError(
+            "tau='auto' learns the threshold from each reference video's "
+            "nearest other videos, but all the reference videos have "
+            "identical features. Give a number for tau."
+        )
+    kth = np.minimum.reduceat(weights, indptr[:-1][linked])
+    return float(np.median(2.0 * kth.astype(np.float64) - 1.0))

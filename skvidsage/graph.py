@@ -8,7 +8,6 @@ computation is blocked over query rows (see :mod:`skvidsage._neighbors`): no
 ``n x n`` matrix is ever formed.
 """
 
-import sys
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,15 +21,17 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skvidsage._ann import HNSWIndex, faiss_available
-from skvidsage._checks import warn_zero_rows
+from skvidsage._ann import HNSWIndex, choose_algorithm
+from skvidsage._checks import warn_zero_rows_at_caller
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._neighbors import (
+    auto_tau,
     build_edges,
     encode_object_sets,
     normalize_rows,
     rbf_weight,
     similarity_weight,
+    vocabulary,
 )
 from skvidsage.containers import VideoFeatures, VideoGraph
 
@@ -39,9 +40,7 @@ __all__ = ["VideoGraphBuilder"]
 # "auto" batch size: query rows per block such that the block of similarities
 # holds about this many float32 values (2**25 values = 128 MiB).
 _AUTO_BLOCK_VALUES = 2**25
-_FAISS_FROM = 50_000  # reference videos from which "auto" uses faiss
 # reference videos whose k-th neighbour estimates tau="auto" (evenly spaced)
-_AUTO_TAU_SAMPLE = 2000
 
 
 def _split_input(X):
@@ -49,36 +48,6 @@ def _split_input(X):
     if isinstance(X, VideoFeatures):
         return X.features, X.object_sets
     return X, None
-
-
-def _warn_zero_feature_rows(X, *, owner, name="X"):
-    """:func:`~skvidsage._checks.warn_zero_rows`, pointed at the user's code.
-
-    The estimators reach this through wrappers (``_fit_context``,
-    ``set_output``) and each other (an embedder's or a classifier's builder,
-    a Pipeline, ``cross_val_score``), so the warning is attributed to the
-    first frame outside skvidsage and scikit-learn rather than to a fixed
-    depth.
-    """
-    frame, level = sys._getframe(1), 3  # 1: warn_zero_rows, 2: here, 3: caller
-    while frame is not None and frame.f_globals.get("__name__", "").partition(
-        "."
-    )[0] in ("skvidsage", "sklearn"):
-        frame, level = frame.f_back, level + 1
-    return warn_zero_rows(X, owner=owner, name=name, stacklevel=level)
-
-
-def _vocabulary(object_sets):
-    """Map each label seen in ``object_sets`` to a column index.
-
-    Labels are sorted when they can be compared, else kept in first-seen order.
-    """
-    labels = list(dict.fromkeys(x for s in object_sets for x in s))
-    try:
-        labels = sorted(labels)
-    except TypeError:
-        pass
-    return {label: i for i, label in enumerate(labels)}
 
 
 # auto_wrap_output_keys=None: the output is a VideoGraph, never wrapped in a
@@ -383,42 +352,19 @@ class VideoGraphBuilder(
         self.tau_ = self._auto_tau() if self.tau == "auto" else float(self.tau)
         self.object_sets_ = None if object_sets is None else list(object_sets)
         self.object_vocabulary_ = (
-            None if object_sets is None else _vocabulary(object_sets)
+            None if object_sets is None else vocabulary(object_sets)
         )
-        self.algorithm_ = self._resolve_algorithm(object_sets is not None)
+        self.algorithm_ = choose_algorithm(
+            self.algorithm,
+            self.reference_.shape[0],
+            semantic=object_sets is not None,
+            max_degree=self.max_degree,
+        )
         self.index_ = None
         if self.algorithm_ == "faiss":
             R, _ = normalize_rows(self.reference_, torch.device("cpu"))
             self.index_ = HNSWIndex(R.numpy(), ef_search=self.ef_search)
         return self
-
-    def _resolve_algorithm(self, semantic):
-        n_ref = self.reference_.shape[0]
-        if self.algorithm == "brute":
-            return "brute"
-        if self.algorithm == "faiss":
-            if semantic or self.max_degree is None:
-                raise ValueError(
-                    "algorithm='faiss' needs max_degree (the candidates searched "
-                    "per query) and no object sets (the Jaccard links of VidSage "
-                    f"need every pair); got max_degree={self.max_degree}"
-                    f"{' and object sets' if semantic else ''}. Use "
-                    "algorithm='brute' or 'auto'."
-                )
-            if not faiss_available():
-                raise ImportError(
-                    "algorithm='faiss' needs faiss: pip install faiss-cpu."
-                )
-            return "faiss"
-        # faiss from 50,000 references: where it is measured faster at
-        # recall@10 >= 0.95 (benchmarks/bench_graph.py --ann, docs/results.rst)
-        use = (
-            n_ref >= _FAISS_FROM
-            and not semantic
-            and self.max_degree is not None
-            and faiss_available()
-        )
-        return "faiss" if use else "brute"
 
     def fit_transform(self, X, y=None):
         """Keep ``X`` as the reference videos and link them to each other.
@@ -574,7 +520,7 @@ class VideoGraphBuilder(
         get them (float32, restricted to ``columns``), so a row warned about
         is exactly a row the kernels keep at zero.
         """
-        _warn_zero_feature_rows(
+        warn_zero_rows_at_caller(
             similar,
             owner=f"{type(self).__name__}.{method}",
             name="X" if self.columns is None else "X[:, columns]",
@@ -618,35 +564,9 @@ class VideoGraphBuilder(
 
         "Other" as in ``transform``: exact copies of a video do not count.
         """
-        n = self.reference_.shape[0]
-        k = min(self.n_neighbors, n - 1)
-        rows = np.unique(np.linspace(0, n - 1, min(n, _AUTO_TAU_SAMPLE)).astype(int))
-        with torch.inference_mode():
-            R, _ = normalize_rows(self.reference_, self.device_)
-            indptr, _, weights = build_edges(
-                self.reference_[rows],
-                R,
-                R_raw=self.reference_,
-                tau=2.0,  # no threshold: exactly the k nearest others
-                n_neighbors=k,
-                max_degree=k,
-                visual_weight=similarity_weight,  # (1 + g) / 2, g exact
-                batch_size=max(1, _AUTO_BLOCK_VALUES // n),
-                device=self.device_,
-            )
-            del R
-        # the links of a row are its k nearest others, so the k-th is the
-        # weakest; a video whose copies leave fewer than k others has fewer
-        # links (its weakest is then its farthest), one with none is skipped
-        linked = np.diff(indptr) > 0
-        if not linked.any():
-            raise ValueError(
-                "tau='auto' learns the threshold from each reference video's "
-                "nearest other videos, but all the reference videos have "
-                "identical features. Give a number for tau."
-            )
-        kth = np.minimum.reduceat(weights, indptr[:-1][linked])
-        return float(np.median(2.0 * kth.astype(np.float64) - 1.0))
+        return auto_tau(
+            self.reference_, self.n_neighbors, self.device_, _AUTO_BLOCK_VALUES
+        )
 
     def _encode_semantic(self, object_sets):
         """Encode query and reference object sets for ``build_edges``."""

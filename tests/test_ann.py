@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-import skvidsage.graph
+import skvidsage._ann
 from skvidsage.containers import VideoFeatures
 from skvidsage.graph import VideoGraphBuilder
 
@@ -74,7 +74,7 @@ def test_faiss_never_links_a_video_to_itself_or_an_exact_copy(blobs):
 
 def test_auto_uses_faiss_only_where_it_applies(blobs, monkeypatch):
     assert VideoGraphBuilder().fit(blobs).algorithm_ == "brute"
-    monkeypatch.setattr(skvidsage.graph, "_FAISS_FROM", 1000)
+    monkeypatch.setattr(skvidsage._ann, "FAISS_FROM", 1000)
     assert VideoGraphBuilder().fit(blobs).algorithm_ == "faiss"
     assert VideoGraphBuilder(max_degree=None).fit(blobs).algorithm_ == "brute"
     sets = VideoFeatures(blobs, [frozenset({"a"})] * len(blobs))

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import Bunch
 
+from skvidsage._paths import path_problem
 from skvidsage.datasets._records import (
     YOUTUBE8M_N_CLASSES,
     Labels,
@@ -61,7 +62,8 @@ def _resolve_paths(paths_or_dir):
             if not found:
                 raise FileNotFoundError(f"no files match the pattern {str(path)!r}")
         else:
-            raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+            _, reason = path_problem(path)  # a FIFO, a link loop, ... or missing
+            raise FileNotFoundError(f"{str(path)!r}: {reason or 'not a file'}")
         files.extend(found)
     if not files:
         raise ValueError("paths_or_dir is empty")

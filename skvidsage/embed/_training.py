@@ -18,6 +18,7 @@ from skvidsage.embed._sampler import (
     random_walk_positives,
     sample_subgraph,
 )
+from skvidsage.embed.nn import VidSageNet
 
 
 @contextlib.contextmanager
@@ -230,3 +231,29 @@ def train(module, x, graph, *, config, generator, device, verbose=False):
     bar.close()
     module.eval()
     return losses
+
+
+def fit_network(x, graph, hidden, net, config, seed, device, verbose=False):
+    """Build a VidSageNet, train it seeded; return it (on the CPU) and its losses.
+
+    ``net`` holds the network's options (``conv``, ``aggr``, ...). The torch
+    random state of the caller is left as it was (``fork_rng``).
+    """
+    fork_devices = [device] if device.type == "cuda" else []
+    with (
+        torch.random.fork_rng(devices=fork_devices, device_type=device.type),
+        deterministic(device),
+    ):
+        torch.manual_seed(seed)
+        module = VidSageNet(x.shape[1], hidden, **net).to(device)
+        generator = torch.Generator().manual_seed(seed)
+        losses = train(
+            module,
+            x,
+            graph,
+            config=config,
+            generator=generator,
+            device=device,
+            verbose=verbose,
+        )
+    return module.cpu().eval(), losses

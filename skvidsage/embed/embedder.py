@@ -1,11 +1,9 @@
 """VidSageEmbedder: a graph neural network trained without labels (paper 3.3-3.5)."""
 
-import copy
 import numbers
 import warnings
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
 from sklearn.utils import check_random_state
@@ -16,25 +14,26 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skvidsage._checks import check_graph_feature_names, warn_zero_rows_at_caller
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._propagation import GraphOperator
 from skvidsage.containers import VideoGraph
+from skvidsage.embed._inference import (
+    block_names,
+    embed_rows,
+    normalize,
+    output_blocks,
+    reference_states,
+)
 from skvidsage.embed._sampler import CSRGraph
 from skvidsage.embed._training import (
     TrainConfig,
-    deterministic,
     expected_batch_nodes,
-    train,
+    fit_network,
 )
-from skvidsage.embed.nn import VidSageNet
-from skvidsage.graph import VideoGraphBuilder, _warn_zero_feature_rows
+from skvidsage.graph import VideoGraphBuilder
 
 __all__ = ["VidSageEmbedder"]
-
-
-def _normalize(features):
-    x = torch.tensor(np.asarray(features), dtype=torch.float32)
-    return torch.nn.functional.normalize(x, dim=-1)
 
 
 class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
@@ -340,7 +339,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             warnings.filterwarnings("ignore", "X does not have valid feature names")
             features = validate_data(self, G.features, dtype=np.float32, reset=reset)
         self._check_graph_feature_names(G.feature_names, reset=reset)
-        _warn_zero_feature_rows(
+        warn_zero_rows_at_caller(
             features,
             owner=f"{type(self).__name__}.{'fit' if reset else 'transform'}",
             name="the VideoGraph's features",
@@ -367,28 +366,9 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             if names is not None:
                 self.feature_names_in_ = names.copy()
             return
-        fitted = getattr(self, "feature_names_in_", None)
-        if fitted is None and names is None:
-            return
-        if fitted is None or names is None:
-            warnings.warn(
-                f"The VideoGraph {'has no' if names is None else 'has'} feature "
-                f"names, but {type(self).__name__} was fitted "
-                f"{'with' if names is None else 'without'} them; build both "
-                "graphs from the same kind of input (both DataFrames, or both "
-                "arrays).",
-                UserWarning,
-                stacklevel=3,
-            )
-            return
-        if len(fitted) != len(names) or np.any(fitted != names):
-            differ = np.flatnonzero(fitted != names)[:5].tolist()
-            raise ValueError(
-                "The VideoGraph's feature_names should match those seen in fit, "
-                f"in the same order; they differ at columns {differ} (fit: "
-                f"{fitted[differ].tolist()}, now: {names[differ].tolist()}). "
-                "Select and order the input's columns as in fit."
-            )
+        check_graph_feature_names(
+            getattr(self, "feature_names_in_", None), names, type(self).__name__
+        )
 
     def _build_graph(self, X, builder, *, reset):
         """Validate plain features and link them with ``builder``.
@@ -470,7 +450,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             )
         self.device_ = resolve_device(self.device)
         self.reference_features_ = features
-        x = _normalize(features)
+        x = normalize(features)
         self.operator_ = GraphOperator(
             adjacency, self.propagation, symmetrize=self.symmetrize
         )
@@ -484,24 +464,11 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         else:
             self.module_, self.reference_states_ = None, []
             self.loss_curve_, self.n_iter_, self.full_batch_ = [], 0, False
-        self.blocks_ = self._output_blocks(features.shape[1], n_blocks, hidden)
+        self.blocks_ = output_blocks(
+            features.shape[1], n_blocks, hidden, self.jumping_knowledge
+        )
         self._n_features_out = max(b.stop for b in self.blocks_.values())
         return adjacency
-
-    def _output_blocks(self, n_features, n_hops, hidden):
-        """Name and columns of each output block, as ``_embed`` concatenates them."""
-        widths = []
-        if self.jumping_knowledge:
-            widths += [("x", n_features)]
-            widths += [(f"hop{k}", n_features) for k in range(1, n_hops + 1)]
-            widths += [(f"layer{t}", h) for t, h in enumerate(hidden, start=1)]
-        else:
-            widths += [(f"layer{len(hidden)}", hidden[-1])]
-        blocks, start = {}, 0
-        for name, width in widths:
-            blocks[name] = slice(start, start + width)
-            start += width
-        return blocks
 
     def _train_network(self, x, adjacency, hidden, fanouts):
         """Train the GNN layers; set ``module_``, ``reference_states_``, etc."""
@@ -531,53 +498,20 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             tol=float(self.tol),
             n_iter_no_change=int(self.n_iter_no_change),
         )
-        fork_devices = [self.device_] if self.device_.type == "cuda" else []
-        with (
-            torch.random.fork_rng(devices=fork_devices, device_type=self.device_.type),
-            deterministic(self.device_),
-        ):
-            torch.manual_seed(seed)
-            module = VidSageNet(
-                x.shape[1],
-                hidden,
-                conv=self.conv,
-                aggr=self.aggr,
-                heads=self.heads,
-                share_weights=self.share_weights,
-                dropout=self.dropout,
-                jumping_knowledge=self.jumping_knowledge,
-            ).to(self.device_)
-            generator = torch.Generator().manual_seed(seed)
-            self.loss_curve_ = train(
-                module,
-                x,
-                graph,
-                config=config,
-                generator=generator,
-                device=self.device_,
-                verbose=self.verbose,
-            )
-        self.n_iter_ = len(self.loss_curve_)
-        self.module_ = module.cpu().eval()
-        self.reference_states_ = self._reference_states(x, graph)
-
-    @torch.inference_mode()
-    def _reference_states(self, x, graph):
-        """Compute the inputs of layers 1..L-1 for the reference videos."""
-        module = self.module_.to(self.device_)
-        edge_index, edge_weight = graph.edges()
-        edge_index, edge_weight = (
-            edge_index.to(self.device_),
-            edge_weight.to(self.device_),
+        net = dict(
+            conv=self.conv,
+            aggr=self.aggr,
+            heads=self.heads,
+            share_weights=self.share_weights,
+            dropout=self.dropout,
+            jumping_knowledge=self.jumping_knowledge,
         )
-        states = [x.to(self.device_)]
-        with deterministic(self.device_):
-            for i in range(len(module.layers) - 1):
-                states.append(
-                    module.layer_forward(i, states[-1], edge_index, edge_weight)
-                )
-        self.module_ = module.cpu()
-        return [s.cpu().numpy() for s in states[1:]]
+        module, self.loss_curve_ = fit_network(
+            x, graph, hidden, net, config, seed, self.device_, self.verbose
+        )
+        self.n_iter_ = len(self.loss_curve_)
+        self.module_ = module
+        self.reference_states_ = reference_states(self.module_, x, graph, self.device_)
 
     # -------------------------------------------------------------- transform
     def transform(self, X):
@@ -610,55 +544,20 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             )
         return self._embed(features, adjacency)
 
-    @torch.inference_mode()
-    def _embed(self, features, adjacency, block=4096):
-        device = usable_device(self.device_, type(self).__name__)
-        # float64: BLAS rounds a row's float32 product differently by its
-        # position in the batch; in double precision those differences vanish
-        # when the output is rounded to float32, so every row's embedding is
-        # the same whatever else is in the batch (and in whatever order)
-        dtype = torch.float64
-        module = None
-        if self.module_ is not None:
-            module = copy.deepcopy(self.module_).to(device=device, dtype=dtype).eval()
-        adjacency = sp.csr_matrix(adjacency)
-        out = np.empty((features.shape[0], self._n_features_out), dtype=np.float32)
-        n_blocks = self.hops if self.jumping_knowledge else 0
-        with deterministic(device):
-            for start in range(0, features.shape[0], block):
-                stop = min(start + block, features.shape[0])
-                # only the reference videos these queries link to take part
-                block_adj = adjacency[start:stop]
-                used, local = np.unique(block_adj.indices, return_inverse=True)
-                block_adj = sp.csr_matrix(
-                    (block_adj.data, local.ravel(), block_adj.indptr),
-                    shape=(stop - start, len(used)),
-                )
-                x_ref = _normalize(self.reference_features_[used])
-                x = _normalize(features[start:stop])
-                parts = []
-                if self.jumping_knowledge:
-                    parts.append(x.numpy())
-                    refs = [x_ref.numpy()]
-                    refs += [p[used] for p in self.reference_propagated_]
-                    parts += self.operator_.query_powers(
-                        block_adj, x.numpy(), refs[:n_blocks], columns=used
-                    )
-                if module is not None:
-                    refs = [x_ref] + [
-                        torch.from_numpy(s[used]) for s in self.reference_states_
-                    ]
-                    refs = [r.to(device, dtype) for r in refs]
-                    edge_index, edge_weight = CSRGraph.from_scipy(block_adj).edges()
-                    _, hs = module.inductive_forward(
-                        refs,
-                        x.to(device, dtype),
-                        edge_index.to(device),
-                        edge_weight.to(device, dtype),
-                    )
-                    parts.append(hs.cpu().numpy())
-                out[start:stop] = np.concatenate(parts, axis=1)
-        return out
+    def _embed(self, features, adjacency):
+        return embed_rows(
+            features,
+            adjacency,
+            reference_features=self.reference_features_,
+            reference_propagated=self.reference_propagated_,
+            reference_states=self.reference_states_,
+            module=self.module_,
+            operator=self.operator_,
+            jumping_knowledge=self.jumping_knowledge,
+            n_hops=self.hops if self.jumping_knowledge else 0,
+            n_out=self._n_features_out,
+            device=usable_device(self.device_, type(self).__name__),
+        )
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns, block by block (see ``blocks_``).
@@ -686,14 +585,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         inputs = getattr(self, "feature_names_in_", None)
         if inputs is None:
             inputs = [str(i) for i in range(self.n_features_in_)]
-        names = []
-        for block, columns in self.blocks_.items():
-            if block.startswith("layer"):
-                n = columns.stop - columns.start
-                names += [f"{block}_{j}" for j in range(n)]
-            else:
-                names += [f"{block}_{c}" for c in inputs]
-        return np.asarray(names, dtype=object)
+        return block_names(self.blocks_, inputs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,21 +1,19 @@
 """Recognise damaged or unusable video files and say what is wrong, in plain words.
 
-:mod:`skvidsage.video._decode` decodes; this module judges what it met. Before
-FFmpeg opens a path, :func:`_path_problem` rejects what is no regular file (a
-FIFO would block FFmpeg until a writer comes) and :func:`_stated_size` reads the length
-that a RIFF or Matroska header or the MP4 boxes give, so that a cut file says
-so. While decoding, a :class:`_PacketLedger` matches the packets the demuxer
-hands out with the pictures the decoder gives back: frames dropped without a
-word, and zero-filled H.264/H.265 data. Afterwards :func:`_describe` and
+:mod:`skvidsage.video._decode` decodes; this module judges what it met.
+Before FFmpeg opens a path, :func:`skvidsage._paths.path_problem` rejects what
+is no regular file (a FIFO would block FFmpeg until a writer comes) and
+:func:`_stated_size` reads the length that a RIFF or Matroska header or the
+MP4 boxes give, so that a cut file says so. While decoding, a
+:class:`_PacketLedger` matches the packets the demuxer hands out with the
+pictures the decoder gives back: frames dropped without a word, and
+zero-filled H.264/H.265 data. Afterwards :func:`_describe` and
 :func:`_summarize` turn all that, and FFmpeg's log (collected by
 :func:`_capture_ffmpeg_errors`), into the issues of ``DecodedVideo.issues``.
 """
 
-import errno
 import math
-import os
 import re
-import stat
 import threading
 from bisect import bisect_left
 from contextlib import contextmanager
@@ -26,12 +24,6 @@ from skvidsage.video._frames import _EPS
 
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
 _MP4_BOXES = {b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide", b"uuid"}
-_SPECIAL_FILES = {
-    stat.S_IFIFO: "named pipe (FIFO)",
-    stat.S_IFSOCK: "socket",
-    stat.S_IFCHR: "character device",
-    stat.S_IFBLK: "block device",
-}
 # A packet whose picture has not come out once the decoder has output a frame
 # this many frame intervals later is lost. Decoders output in presentation
 # order except DivX packed B-frames (AVI), which swap neighbours: one interval
@@ -111,44 +103,6 @@ def _ffmpeg_message(exc):
 
 # --------------------------------------------------------------------------
 # the file
-
-
-def _path_problem(path):
-    """Return ``(size, None)`` for a non-empty regular file, else ``(0, reason)``.
-
-    Checked before FFmpeg opens it: opening a FIFO waits for a writer, a
-    device never ends, and a symlink loop or a dangling link is not "no such
-    file" (``os.path.exists`` says False for all three).
-    """
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return 0, (
-                "symlink loop: its symbolic links point back at each other and "
-                "never reach a file; fix or remove the link"
-            )
-        if os.path.islink(path):
-            return 0, (
-                f"dangling symlink: it points to {os.readlink(path)!r}, which "
-                "does not exist; fix the link or restore the file"
-            )
-        if exc.errno == errno.ENOTDIR:
-            return 0, "no such file: a part of its path is a file, not a folder"
-        if exc.errno == errno.ENOENT:
-            return 0, "no such file"
-        return 0, f"cannot read: {(exc.strerror or str(exc)).lower()}"
-    if stat.S_ISDIR(info.st_mode):
-        return 0, "not a file: a directory; pass the video files in it instead"
-    if not stat.S_ISREG(info.st_mode):
-        kind = _SPECIAL_FILES.get(stat.S_IFMT(info.st_mode), "special file")
-        return 0, (
-            f"not a file: a {kind}, which FFmpeg would wait on or read without "
-            "end; save the video to a regular file first"
-        )
-    if info.st_size == 0:
-        return 0, "empty file (0 bytes)"
-    return info.st_size, None
 
 
 def _vint(data, i):

@@ -20,6 +20,7 @@ from collections import deque
 import av
 import numpy as np
 
+from skvidsage._paths import path_problem
 from skvidsage.video._damage import (
     _REFERENCE,
     _avi_header_length,
@@ -31,7 +32,6 @@ from skvidsage.video._damage import (
     _format_problem,
     _open_failure,
     _PacketLedger,
-    _path_problem,
     _summarize,
 )
 from skvidsage.video._frames import (
@@ -364,7 +364,7 @@ def _open(path, cut=""):
 def _read_video(path, options):
     """:func:`read_frames` with checked :class:`ReadOptions`, without warnings."""
     path = os.fspath(path)
-    size, problem = _path_problem(path)
+    size, problem = path_problem(path)
     if problem:
         raise VideoDecodeError(path, problem)
     cut = _cut_text(path, size)

@@ -14,8 +14,13 @@ from skvidsage.datasets import make_video_classification
 from skvidsage.datasets._synthetic import KIND_NAMES, _class_kinds, get_data_home
 from skvidsage.video._decode import read_frames
 
-SMALL = {"n_videos": 9, "n_classes": 3, "duration": 0.5, "fps": 8,
-         "frame_size": (32, 48)}
+SMALL = {
+    "n_videos": 9,
+    "n_classes": 3,
+    "duration": 0.5,
+    "fps": 8,
+    "frame_size": (32, 48),
+}
 
 
 @pytest.fixture
@@ -54,7 +59,9 @@ def test_bunch_is_consistent(small):
 
 def test_return_X_y(small):
     X, y = make_video_classification(
-        **SMALL, data_home=Path(small.directory).parent, random_state=0,
+        **SMALL,
+        data_home=Path(small.directory).parent,
+        random_state=0,
         return_X_y=True,
     )
     assert X == small.filenames
@@ -122,14 +129,20 @@ def test_missing_clip_with_manifest_is_regenerated(small):
 def test_data_home_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SKVIDSAGE_DATA", str(tmp_path / "env"))
     assert get_data_home() == str((tmp_path / "env").resolve())
-    data = make_video_classification(n_videos=2, n_classes=2, duration=0.25,
-                                     frame_size=(32, 32), random_state=3)
+    data = make_video_classification(
+        n_videos=2, n_classes=2, duration=0.25, frame_size=(32, 32), random_state=3
+    )
     assert data.directory.startswith(str((tmp_path / "env").resolve()))
 
 
 def test_random_state_none_draws_a_new_set(tmp_path):
-    kw = {"n_videos": 2, "n_classes": 2, "duration": 0.25, "frame_size": (32, 32),
-          "data_home": tmp_path}
+    kw = {
+        "n_videos": 2,
+        "n_classes": 2,
+        "duration": 0.25,
+        "frame_size": (32, 32),
+        "data_home": tmp_path,
+    }
     a = make_video_classification(**kw, random_state=np.random.RandomState(0))
     b = make_video_classification(**kw, random_state=np.random.RandomState(0))
     c = make_video_classification(**kw, random_state=np.random.RandomState(1))
@@ -178,11 +191,17 @@ def test_exported_from_the_package():
 
 def test_cnn_features_classify_well_above_chance(tmp_path):
     data = make_video_classification(
-        n_videos=40, n_classes=4, duration=1.0, fps=4, frame_size=(64, 96),
-        data_home=tmp_path, random_state=0,
+        n_videos=40,
+        n_classes=4,
+        duration=1.0,
+        fps=4,
+        frame_size=(64, 96),
+        data_home=tmp_path,
+        random_state=0,
     )
     X = skvidsage.VideoFeaturizer(n_frames=2).fit_transform(data.filenames)
     assert X.shape == (40, 1280) and np.isfinite(X).all()
-    scores = cross_val_score(LogisticRegression(C=10, max_iter=1000), X,
-                             data.target, cv=4)
+    scores = cross_val_score(
+        LogisticRegression(C=10, max_iter=1000), X, data.target, cv=4
+    )
     assert scores.mean() > 0.5  # chance: 0.25

@@ -1,3 +1,4 @@
+import os
 import struct
 import time
 import tracemalloc
@@ -213,7 +214,7 @@ def test_max_records(video_dir):
 
 
 def test_path_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such file or directory.*nope"):
+    with pytest.raises(FileNotFoundError, match="nope.*: no such file"):
         load_youtube8m(tmp_path / "nope")
     with pytest.raises(FileNotFoundError, match=r"no files match.*\*\.tfrecord"):
         load_youtube8m(str(tmp_path / "*.tfrecord"))
@@ -738,3 +739,14 @@ def test_dump_youtube8m_round_trips(tmp_path):
 def test_dump_youtube8m_rejects_bad_input(tmp_path, X, labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         dump_youtube8m(X, labels, tmp_path / "x.tfrecord", **kwargs)
+
+
+def test_special_paths_say_what_they_are(tmp_path):
+    # issue 11.4: a FIFO and a symlink loop were "no such file or directory"
+    fifo, loop = tmp_path / "pipe.tfrecord", tmp_path / "loop.tfrecord"
+    os.mkfifo(fifo)
+    loop.symlink_to(loop)
+    with pytest.raises(FileNotFoundError, match="pipe.tfrecord.*named pipe"):
+        load_youtube8m(fifo)
+    with pytest.raises(FileNotFoundError, match="loop.tfrecord.*symlink loop"):
+        load_youtube8m(loop)

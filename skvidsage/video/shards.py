@@ -260,7 +260,7 @@ def featurize_to_folder(
         total=len(bounds), initial=skipped, disable=not verbose, unit="shard",
         desc="featurize shards",
     )
-    done = 0
+    first_todo = len(todo)
     for _ in range(1 + max(0, int(retries))):
         if not todo:
             break
@@ -274,7 +274,6 @@ def featurize_to_folder(
         )
         try:
             for _ in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
-                done += 1
                 bar.update(1)
         except Exception as exc:
             # a dead worker (loky, or Dask's KilledWorker) costs its shards,
@@ -300,7 +299,9 @@ def featurize_to_folder(
     summary = Bunch(
         n_videos=len(paths),
         n_shards=len(bounds),
-        shards_done=done,
+        # shards written by this call (a shard whose result was lost with a
+        # dead worker's pool may still have been written: count files)
+        shards_done=first_todo - len(todo),
         shards_skipped=skipped,
         shards_missing=len(todo),
         seconds=time.perf_counter() - start,

@@ -46,6 +46,7 @@ _EXPORTS = {
     "VideoGraphBuilder": "graph",
     "VidSageEmbedder": "embed",
     "GraphSmoothingClassifier": "classify",
+    "VideoIndex": "retrieval",
     "dask_apply": "distributed",
     **dict.fromkeys(_METRICS, "metrics"),
     "dump_youtube8m": "datasets",

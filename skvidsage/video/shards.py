@@ -282,9 +282,11 @@ def featurize_to_folder(
                 type(exc).__name__ != "KilledWorker"
             ):
                 raise
+            lost = [k for k in todo if not _shard_file(folder, k).exists()]
             warnings.warn(
                 f"featurize_to_folder: a worker died ({exc.__class__.__name__}); "
-                "redoing the shards without a file.",
+                f"shards {lost[:10]}{' ...' if len(lost) > 10 else ''} of {folder} "
+                "have no file and are redone.",
                 VideoDecodeWarning,
                 stacklevel=2,
             )

@@ -12,6 +12,7 @@ from array import array
 import numpy as np
 import scipy.sparse as sp
 
+from skvidsage._ondisk import NpyWriter
 from skvidsage.datasets._tfrecord import (
     ProtobufDecodeError,
     decode_feature,
@@ -242,37 +243,99 @@ def note_nonfinite(found, values, first, locations):
         found.setdefault(path, []).append(f"record {index} (data[{first + i}])")
 
 
-def fill_rows(rows, n_total, dims, features, dtype, nonfinite):
-    """Write the video-level rows into one preallocated array."""
-    data, n, block = None, 0, []
-    # a value that overflows dtype becomes inf: note_nonfinite reports it, with its
-    # record, so numpy's RuntimeWarning (which names neither) is silenced
-    with np.errstate(over="ignore"):
-        for location, row in rows:
-            if data is None:  # the first record fixes the feature lengths
-                data = np.empty((n_total, sum(dims.values())), dtype=dtype)
-                bounds = np.cumsum([0] + [dims[name] for name in features]).tolist()
-            if n == n_total:
-                path, index = location
-                raise RuntimeError(
-                    f"{path}: record {index}: the file changed while read"
-                )
-            for value, a, b in zip(row, bounds[:-1], bounds[1:], strict=True):
-                data[n, a:b] = value
-            n += 1
-            block.append(location)
-            if len(block) == 256:
-                note_nonfinite(
-                    nonfinite, data[n - len(block) : n], n - len(block), block
-                )
-                block = []
-    if data is None:
-        return np.empty((0, 0), dtype=dtype)
-    if block:
-        note_nonfinite(nonfinite, data[n - len(block) : n], n - len(block), block)
+def fill_rows(rows, n_total, dims, features, dtype, nonfinite, path=None):
+    """Write the video-level rows into one array, or into the ``.npy`` at ``path``.
+
+    In memory, the array is allocated once (``n_total`` rows) and shrunk if
+    records were skipped. On disk, rows are gathered in blocks of 4,096 and
+    appended to an :class:`~skvidsage._ondisk.NpyWriter` (nothing mapped while
+    writing, so the RSS stays at one block); the result is the file opened
+    as a read-only ``np.memmap``.
+    """
+    data, n, block, writer = None, 0, [], None
+    rows_per_block = 256 if path is None else 4096
+    try:
+        # a value that overflows dtype becomes inf: note_nonfinite reports it,
+        # with its record, so numpy's RuntimeWarning (which names neither) is
+        # silenced
+        with np.errstate(over="ignore"):
+            for location, row in rows:
+                if data is None:  # the first record fixes the feature lengths
+                    n_alloc = n_total if path is None else rows_per_block
+                    data = np.empty((n_alloc, sum(dims.values())), dtype=dtype)
+                    bounds = np.cumsum([0] + [dims[name] for name in features])
+                    bounds = bounds.tolist()
+                    if path is not None:
+                        writer = NpyWriter(path, data.shape[1], dtype)
+                if n == n_total:
+                    path_, index = location
+                    raise RuntimeError(
+                        f"{path_}: record {index}: the file changed while read"
+                    )
+                at = n if writer is None else len(block)
+                for value, a, b in zip(row, bounds[:-1], bounds[1:], strict=True):
+                    data[at, a:b] = value
+                n += 1
+                block.append(location)
+                if len(block) == rows_per_block:
+                    _flush_block(data, n, block, nonfinite, writer)
+                    block = []
+        if data is None:
+            if path is not None:
+                with NpyWriter(path, 0, dtype) as empty:
+                    pass
+                return empty.close()
+            return np.empty((0, 0), dtype=dtype)
+        if block:
+            _flush_block(data, n, block, nonfinite, writer)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        return writer.close()
     if n < n_total:  # records were skipped: shrink in place
         try:
             data.resize((n, data.shape[1]))
         except ValueError:  # referenced elsewhere (e.g. by a debugger)
             data = data[:n].copy()
     return data
+
+
+def _flush_block(data, n, block, nonfinite, writer):
+    """Check the last ``len(block)`` rows for inf/NaN; append them to ``writer``."""
+    if writer is None:
+        note_nonfinite(nonfinite, data[n - len(block) : n], n - len(block), block)
+        return
+    rows = data[: len(block)]
+    note_nonfinite(nonfinite, rows, n - len(block), block)
+    writer.append(rows)
+
+
+def fill_frames(frames, directory, dtype, nonfinite):
+    """Write the frame-level videos one after the other to ``directory``.
+
+    ``frames`` yields ``(location, array of shape (n_frames, n_features))``.
+    All frames go to ``data.npy``, and ``frame_offsets.npy`` holds where each
+    video starts (``n_videos + 1`` int64): video ``i`` is rows
+    ``offsets[i]:offsets[i + 1]``. Returns one read-only memmap slice per video.
+    """
+    writer, offsets = None, [0]
+    try:
+        with np.errstate(over="ignore"):  # as in fill_rows
+            for location, video in frames:
+                note_nonfinite(nonfinite, video[None], len(offsets) - 1, [location])
+                if writer is None and video.shape[1]:
+                    writer = NpyWriter(directory / "data.npy", video.shape[1], dtype)
+                if video.shape[0]:
+                    writer.append(video)
+                offsets.append(offsets[-1] + video.shape[0])
+        if writer is None:
+            writer = NpyWriter(directory / "data.npy", 0, dtype)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    data = writer.close()
+    np.save(directory / "frame_offsets.npy", np.asarray(offsets, dtype=np.int64))
+    return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]

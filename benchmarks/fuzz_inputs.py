@@ -5,8 +5,10 @@ kills when it runs past a deadline, so a hang or a dying process costs one
 input, never the run:
 
 - videos: ``skvidsage.VideoFeaturizer(n_frames=3, on_error="warn")`` on
-  damaged copies of the clips in ``--videos`` (many files per ``transform``
-  call; a call that fails, dies or runs late is redone one file at a time);
+  damaged copies of the clips in ``--videos`` and of an MPEG-TS copy of one
+  of them (``--ts-from``, streams copied as they are: the shared clips are
+  AVI and MP4 only); many files per ``transform`` call; a call that fails,
+  dies or runs late is redone one file at a time;
 - TFRecords: ``skvidsage.load_youtube8m(path, on_error="skip")`` on damaged
   copies of a few YouTube-8M video-level files in ``--yt8m``.
 
@@ -51,7 +53,8 @@ CRCs) the mutation left untouched must all be kept with ``on_error="skip"``
 records of the intact file (damage that went unseen).
 
 Run: ``python benchmarks/fuzz_inputs.py [--n-per-kind 1000] [--seed 0]
-[--timeout 60] [--kinds video,tfrecord:bitflip,special] [--json out.json]``.
+[--timeout 60] [--kinds video,tfrecord:bitflip,special] [--ts-from bikes.mp4]
+[--json out.json]``.
 The cases depend only on the seed and their index, so a smaller run is a
 prefix of a bigger one.
 """
@@ -91,6 +94,9 @@ OUTCOMES = ("error", "warned", "clean", "crash", "hang", "unnamed")
 COSINE_TARGET = 0.95
 N_FRAMES = 3
 N_TFRECORD_SOURCES = 3
+# H.264 and AAC: the MPEG-TS copy has PES packets with a length (audio) and
+# without (video), the two ways a cut TS must be told from a shorter clip
+TS_FROM = "bigbuckbunny.mp4"
 _HEADER = struct.Struct("<QI")
 
 
@@ -248,6 +254,23 @@ def _write_case(case, workdir, sources, seed, index, cache):
 
 # --------------------------------------------------------------------------
 # special videos (PyAV)
+
+
+def remux_to_ts(source, out):
+    """Copy the audio and video streams of ``source`` into MPEG-TS ``out``."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(out), "w", format="mpegts") as dst:
+        streams = {
+            s.index: dst.add_stream_from_template(s)
+            for s in src.streams
+            if s.type in ("audio", "video")
+        }
+        for packet in src.demux():
+            if packet.dts is not None and packet.stream.index in streams:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)  # FFmpeg turns MP4's H.264 into Annex B itself
+    return Path(out)
 
 
 def _real_frame(videos, size=None):
@@ -797,6 +820,7 @@ def run_fuzz(
     workdir=None,
     keep=None,
     n_tfrecord_sources=N_TFRECORD_SOURCES,
+    ts_from=TS_FROM,
     log=print,
 ):
     """Run the fuzz cases; return the report (a dict of plain values).
@@ -823,6 +847,9 @@ def run_fuzz(
     keep : path, default=None
         Copy the files of notable cases (crash, hang, unnamed, clean rows
         below the cosine target, lost or foreign records) here.
+    ts_from : str, default=TS_FROM
+        The clip in ``videos`` whose MPEG-TS copy is a source too (None:
+        none); the sources are the clips in name order, then that copy.
     log : callable
         Progress messages.
     """
@@ -843,12 +870,19 @@ def run_fuzz(
         if yt8m is not None and Path(yt8m).is_dir()
         else [],
     }
-    plan = _plan(kinds, n_per_kind, sources)
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     own_tmp = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="skvidsage-fuzz-") if own_tmp else workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    if ts_from and sources["video"]:
+        clip = Path(videos) / ts_from
+        if not clip.is_file():
+            raise ValueError(f"ts_from={ts_from!r}: no such clip in {videos}")
+        (workdir / "sources").mkdir(exist_ok=True)
+        ts = workdir / "sources" / f"{clip.stem}.ts"
+        sources["video"].append(remux_to_ts(clip, ts))
+    plan = _plan(kinds, n_per_kind, sources)
     files = workdir / "inputs"
     files.mkdir(exist_ok=True)
     if keep is not None:
@@ -1069,6 +1103,11 @@ def main(argv=None):
     parser.add_argument("--yt8m", type=Path, default=YT8M)
     parser.add_argument("--tfrecord-sources", type=int, default=N_TFRECORD_SOURCES)
     parser.add_argument(
+        "--ts-from",
+        default=TS_FROM,
+        help="clip copied to MPEG-TS as a source too ('' for none)",
+    )
+    parser.add_argument(
         "--kinds", help="comma-separated filter, e.g. video,tfrecord:swap,special"
     )
     parser.add_argument("--batch-size", type=int, default=24)
@@ -1097,6 +1136,7 @@ def main(argv=None):
         workdir=args.workdir,
         keep=args.keep,
         n_tfrecord_sources=args.tfrecord_sources,
+        ts_from=args.ts_from or None,
         log=lambda msg: print(msg, flush=True),
     )
     print()

@@ -189,3 +189,12 @@ def test_skip_keeps_every_intact_record(report):
     assert fuzz.totals(report, "tfrecord")["lost"] == 0, _cases(
         report, lambda c: bool(c["n_lost"])
     )
+
+
+@needs_data
+def test_an_mpeg_ts_copy_is_fuzzed_too(report):
+    # the shared clips are AVI and MP4: a cut TS, which states no length, was
+    # never among the inputs
+    assert report["config"]["videos"][-1].endswith(f"{Path(fuzz.TS_FROM).stem}.ts")
+    ts = [c for c in report["cases"] if (c["source"] or "").endswith(".ts")]
+    assert {c["mutation"] for c in ts} == set(fuzz.MUTATIONS)

@@ -4,12 +4,15 @@
 Before FFmpeg opens a path, :func:`skvidsage._paths.path_problem` rejects what
 is no regular file (a FIFO would block FFmpeg until a writer comes) and
 :func:`_stated_size` reads the length that a RIFF or Matroska header or the
-MP4 boxes give, so that a cut file says so. While decoding, a
+MP4 boxes give, so that a cut file says so; an MPEG-TS file states no length,
+but :func:`_ts_cut` sees one that ends inside a transport packet or inside
+a PES packet whose header gives its length. While decoding, a
 :class:`_PacketLedger` matches the packets the demuxer hands out with the
-pictures the decoder gives back: frames dropped without a word, and
-zero-filled H.264/H.265 data. Afterwards :func:`_describe` and
-:func:`_summarize` turn all that, and FFmpeg's log (collected by
-:func:`_capture_ffmpeg_errors`), into the issues of ``DecodedVideo.issues``.
+pictures the decoder gives back: frames dropped without a word, packets whose
+times disagree with the AVI index, and zero-filled H.264/H.265 data.
+Afterwards :func:`_describe` and :func:`_summarize` turn all that, and
+FFmpeg's log (collected by :func:`_capture_ffmpeg_errors`), into the issues
+of ``DecodedVideo.issues``.
 """
 
 import math
@@ -24,6 +27,12 @@ from skvidsage.video._frames import _EPS
 
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
 _MP4_BOXES = {b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide", b"uuid"}
+# MPEG-TS: (offset of the first sync byte, packet size, name): 188-byte
+# transport packets, or 192 in M2TS (Blu-ray, AVCHD), which puts a 4-byte time
+# stamp before each. The end of the file is searched for PES packets whose
+# header gives a length: 16 bits, so 357 TS packets (67 KB) at most.
+_TS_LAYOUTS = ((0, 188, "MPEG-TS"), (4, 192, "M2TS"))
+_TS_SYNC, _TS_SYNC_CHECKED, _TS_TAIL_PACKETS = 0x47, 5, 400
 # A packet whose picture has not come out once the decoder has output a frame
 # this many frame intervals later is lost. Decoders output in presentation
 # order except DivX packed B-frames (AVI), which swap neighbours: one interval
@@ -35,6 +44,15 @@ _LOST_SLACK_FRAMES = 2
 # zero-filled damage (a sparse, unfinished download), which the decoder may
 # take silently (bigbuckbunny.mp4 zeroed at 43349-87263: no error, cosine 0.6).
 _ZERO_RUN = bytes(16)
+# An AVI index lists every chunk with its position (of the chunk header, 8
+# bytes before the data whose position FFmpeg gives the packet) and its time.
+# A demuxer that lost its place in damaged data numbers the chunks after it
+# anew, so their frames come out at wrong times without an error: tree.avi
+# with 300 KB zeroed gave the frame shown at 27.3 s for the target 19.73 s
+# (cosine 0.90), Megamind.avi overwritten at 19092-26620 every frame one
+# interval early (0.94). MP4 times and positions come from the same tables:
+# no such check is possible there.
+_INDEX_SHIFT = {"avi": 8}
 
 # FFmpeg's error messages in plain words: (pattern, what is wrong, what it
 # does to the frames); the first match wins, anything else is corrupt picture
@@ -118,7 +136,7 @@ def _stated_size(path, size):
     RIFF (AVI) and Matroska headers give their length, MP4 boxes theirs: a
     cut file (an unfinished download, copy or recording) is shorter.
     ``(where, 0)`` when it fits; ``("", 0)`` for other formats (MPEG-TS has
-    no such field).
+    no such field: see :func:`_ts_cut`).
     """
     where, need = "", 0
     try:
@@ -150,10 +168,93 @@ def _stated_size(path, size):
     return where, need if need > size else 0
 
 
+def _ts_layout(head, size):
+    """Return ``(packet size, name)`` when ``head`` begins an MPEG-TS file, or None.
+
+    The sync byte must open the first packets that the file holds (at least
+    two: one 0x47 byte alone is no evidence, a GIF starts with it).
+    """
+    for first, stride, name in _TS_LAYOUTS:
+        n = min(_TS_SYNC_CHECKED, (len(head) - first + stride - 1) // stride)
+        starts = [first + k * stride for k in range(n)]
+        if size > first + stride and all(head[i] == _TS_SYNC for i in starts):
+            return stride, name
+    return None
+
+
+def _ts_open_pes(packets, stride):
+    """Return ``{pid: (stated PES length, bytes there)}`` of the last PES packets.
+
+    ``packets``: whole packets of ``stride`` bytes; only PES packets whose
+    start is among them and whose header gives a length (FFmpeg gives none
+    for video, 0: "up to the next one") are followed.
+    """
+    found = {}
+    for at in range(0, len(packets) - stride + 1, stride):
+        packet = packets[at + stride - 188 : at + stride]
+        if packet[0] != _TS_SYNC:
+            continue  # damage (a zeroed or overwritten packet): not ours to judge
+        pid = (packet[1] & 0x1F) << 8 | packet[2]
+        control, i = packet[3] >> 4 & 3, 4
+        if control & 2:  # an adaptation field first
+            i += 1 + packet[4]
+        if not control & 1 or i >= 188:
+            continue  # no payload
+        payload = packet[i:]
+        if packet[1] & 0x40:  # a payload unit (PES packet or section) starts
+            stated = int.from_bytes(payload[4:6], "big")
+            is_pes = payload[:3] == b"\x00\x00\x01" and len(payload) >= 6
+            found[pid] = [6 + stated, len(payload)] if is_pes and stated else None
+        elif found.get(pid):
+            found[pid][1] += len(payload)
+    return {pid: tuple(v) for pid, v in found.items() if v}
+
+
+def _ts_cut(path, size):
+    """Say how an MPEG-TS or M2TS file looks cut, or '' (also for other formats).
+
+    Such a file states no length, but a whole one holds whole packets, and
+    its last PES packets hold the bytes their headers give. A cut on a packet
+    boundary inside a video PES packet without a length (FFmpeg's muxer
+    writes none) leaves no trace: 1 in 188 random cuts.
+    """
+    try:
+        with open(path, "rb") as file:
+            layout = _ts_layout(file.read(_TS_SYNC_CHECKED * 192), size)
+            if layout is None:
+                return ""
+            stride, name = layout
+            whole = size - size % stride
+            start = max(0, whole - _TS_TAIL_PACKETS * stride)
+            file.seek(start)
+            tail = file.read(whole - start)
+    except OSError:
+        return ""
+    if size % stride:
+        return (
+            f"it ends inside a {stride}-byte {name} packet ({size % stride} of its "
+            f"{stride} bytes are there)"
+        )
+    short = sorted(
+        (pid, need, got)
+        for pid, (need, got) in _ts_open_pes(tail, stride).items()
+        if got < need
+    )
+    if not short:
+        return ""
+    pid, need, got = short[0]
+    return (
+        f"its last PES packet of stream {pid:#x} should hold {need} bytes by its "
+        f"header but the file ends after {got}"
+    )
+
+
 def _cut_text(path, size):
     """Say how the file at ``path`` (``size`` bytes) looks cut, or ''."""
     where, need = _stated_size(path, size)
-    return f"it should be {need} bytes long by its {where} but has {size}" * bool(need)
+    if need:
+        return f"it should be {need} bytes long by its {where} but has {size}"
+    return "" if where else _ts_cut(path, size)
 
 
 def _format_problem(container, streams, cut):
@@ -230,12 +331,22 @@ class _PacketLedger:
     (true of every clip in ../shared/data/videos and the test encodes): the
     times of those that do not, frames the decoder dropped without a word,
     are collected in ``lost``; packets with zero-filled H.264/H.265 data in
-    ``zeroed``. ``seconds`` turns a time stamp into seconds.
+    ``zeroed``; ``(index time, packet time)`` of packets whose time is not
+    the one the AVI index gives their position in ``misplaced``.
+    ``seconds`` turns a time stamp into seconds.
     """
 
     def __init__(self, stream, fps, seconds):
         tb = stream.time_base
         self.seconds, self.lost, self.zeroed = seconds, set(), set()
+        self.misplaced, self._index = set(), {}
+        shift = _INDEX_SHIFT.get(stream.container.format.name)
+        if shift is not None:
+            try:
+                entries = stream.index_entries
+                self._index = {e.pos + shift: e.timestamp for e in entries}
+            except (AttributeError, av.FFmpegError):
+                pass
         self._slack = _LOST_SLACK_FRAMES / fps / tb if fps > 0 else 0
         extradata = stream.codec_context.extradata or b""
         name = stream.codec_context.name
@@ -252,6 +363,10 @@ class _PacketLedger:
     def expect(self, packet):
         """Note a packet the demuxer handed out."""
         pts = packet.pts
+        stated = self._index.get(packet.pos) if self._index else None
+        got = packet.dts if packet.dts is not None else pts
+        if stated is not None and got is not None and got != stated:
+            self.misplaced.add((self.seconds(stated), self.seconds(got)))
         if self._zero_check and _ZERO_RUN in bytes(packet):
             self.zeroed.add(self.seconds(pts if pts is not None else packet.dts or 0))
         if pts is None or not packet.size or not self._on:
@@ -315,6 +430,15 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             f"zero-filled data (as in an unfinished download): {n} packet"
             f"{'s' if n > 1 else ''} from {first:.2f} s on hold runs of zero "
             "bytes that valid H.264/H.265 data never has"
+        )
+    if ledger.misplaced:
+        n = len(ledger.misplaced)
+        stated, got = min(ledger.misplaced)
+        found.append(
+            f"{n} packet{'s' if n > 1 else ''} came out at other times than the "
+            "file's index gives (the demuxer lost its place in damaged data; "
+            f"the first, which the index puts at {stated:.2f} s, came out at "
+            f"{got:.2f} s): sampled frames may be the wrong ones"
         )
     lost = sorted(ledger.lost)
     if lost:

@@ -1,0 +1,86 @@
+"""AVI packets whose times disagree with the file's index are reported (issue 11).
+
+A demuxer that loses its place in damaged AVI data numbers the chunks after
+it anew: their frames come out at wrong times with no FFmpeg error, so a
+sampled frame was silently another one (three clean fuzz rows below cosine
+0.95 before: tree.avi zeroed, Megamind.avi overwritten).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from skvidsage.video._decode import VideoDecodeError, VideoDecodeWarning, read_frames
+from tests._clips import (
+    REAL_CLIPS,
+    VIDEOS,
+    damaged_copy,
+    encode_clip,
+    frame_indices,
+    packet_spans,
+)
+
+needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
+MISPLACED = "came out at other times than the file's index gives"
+
+
+def _read(path, **kwargs):
+    """Return read_frames' video and its VideoDecodeWarning's message ('' if none)."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        video = read_frames(path, **kwargs)
+    messages = [str(w.message) for w in record if w.category is VideoDecodeWarning]
+    assert len(messages) <= 1, messages
+    return video, messages[0] if messages else ""
+
+
+def test_a_lost_avi_chunk_header_is_reported(tmp_path):
+    # frame 40's chunk header zeroed: the demuxer skips that chunk and gives
+    # frame 39's picture the time 1.68 s, so the target 1.67 s (frame 42)
+    # got frame 39 without a word
+    clip = encode_clip(tmp_path / "clip.avi", "mpeg4", gop=12)
+    intact = read_frames(clip, n_frames=3)
+    assert_array_equal(frame_indices(intact.frames), [0, 42, 84])
+    pos = {i: p for i, p, _ in packet_spans(clip)}[40]
+    path = damaged_copy(clip, tmp_path / "header.avi", zero=[(pos - 8, pos + 16)])
+    video, message = _read(path, n_frames=3)
+    assert_array_equal(frame_indices(video.frames), [0, 39, 84])
+    assert message.startswith(f"{path}: damaged stream (3 frames kept): 3 packets ")
+    assert (
+        f"{MISPLACED} (the demuxer lost its place in damaged data; the first, "
+        "which the index puts at 1.64 s, came out at 1.60 s): sampled frames may "
+        "be the wrong ones"
+    ) in message
+    with pytest.raises(VideoDecodeError, match="damaged stream: 3 packets came out"):
+        read_frames(path, n_frames=3, strict=True)
+
+
+@needs_real_clips
+@pytest.mark.parametrize(
+    "name, start, stop, fill, first",
+    [
+        # the fuzz rows: cosine 0.902 and 0.941 to the intact clips' rows
+        ("tree.avi", 490232, 798180, "zero", "19.47 s, came out at 11.87 s"),
+        ("Megamind.avi", 19092, 26620, "random", "0.04 s, came out at 0.00 s"),
+    ],
+)
+def test_damaged_real_avi_is_reported(tmp_path, name, start, stop, fill, first):
+    data = bytearray((VIDEOS / name).read_bytes())
+    n = stop - start
+    data[start:stop] = bytes(n) if fill == "zero" else np.random.default_rng(0).bytes(n)
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    _, message = _read(path, n_frames=3)
+    assert f"{MISPLACED} (the demuxer lost its place" in message
+    assert f"the first, which the index puts at {first})" in message
+
+
+@pytest.mark.parametrize("sampling", [{"n_frames": 3}, {"sample_rate": 4}, {}])
+@pytest.mark.parametrize("seek", ["auto", False])
+def test_intact_avi_packets_agree_with_the_index(tmp_path, sampling, seek):
+    # B-frames too: FFmpeg's MPEG-4 in AVI reorders times, not positions
+    clip = encode_clip(tmp_path / "b.avi", "mpeg4", n=50, gop=12, bf="2")
+    video, message = _read(clip, seek=seek, strict=True, **sampling)
+    assert message == "" and video.issues == ()

@@ -99,6 +99,15 @@ class TrainConfig:
     tol: float
     n_iter_no_change: int
 
+    @classmethod
+    def from_estimator(cls, estimator, *, fanouts, full_batch):
+        """Take every other field from the estimator's parameter of that name."""
+        values = {"fanouts": fanouts, "full_batch": full_batch}
+        for field in dataclasses.fields(cls):
+            if field.name not in values:
+                values[field.name] = field.type(getattr(estimator, field.name))
+        return cls(**values)
+
 
 class _EarlyStopping:
     """Stop when the epoch loss has not improved by ``tol`` for ``patience``."""

@@ -25,6 +25,7 @@ from skvidsage.embed._inference import (
     output_blocks,
     reference_states,
 )
+from skvidsage.embed._outofcore import embed_by_blocks, write_output
 from skvidsage.embed._sampler import CSRGraph
 from skvidsage.embed._training import (
     TrainConfig,
@@ -481,22 +482,8 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             )
         else:
             self.full_batch_ = bool(self.full_batch)
-        config = TrainConfig(
-            loss=self.loss,
-            batch_size=int(self.batch_size),
-            fanouts=fanouts,
-            full_batch=self.full_batch_,
-            max_epochs=int(self.max_epochs),
-            learning_rate=float(self.learning_rate),
-            warmup_steps=int(self.warmup_steps),
-            weight_decay=float(self.weight_decay),
-            n_negatives=int(self.n_negatives),
-            walk_length=int(self.walk_length),
-            temperature=float(self.temperature),
-            margin=float(self.margin),
-            early_stopping=bool(self.early_stopping),
-            tol=float(self.tol),
-            n_iter_no_change=int(self.n_iter_no_change),
+        config = TrainConfig.from_estimator(
+            self, fanouts=fanouts, full_batch=self.full_batch_
         )
         net = dict(
             conv=self.conv,
@@ -514,7 +501,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.reference_states_ = reference_states(self.module_, x, graph, self.device_)
 
     # -------------------------------------------------------------- transform
-    def transform(self, X):
+    def transform(self, X, out=None):
         """Embed videos through their links into the reference graph.
 
         Parameters
@@ -522,27 +509,42 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         X : VideoGraph or array-like of shape (n_videos, n_features)
             The output of ``VideoGraphBuilder.transform`` (queries linked to
             the training videos), used exactly as given, or features when the
-            embedder built its own graph in ``fit``.
+            embedder built its own graph in ``fit``. An ``np.memmap`` (or a
+            VideoGraph whose ``features`` is one) is read by blocks of
+            16,384 rows, each linked with the fitted builder and embedded
+            alone (rows are independent: the result is the same), its pages
+            released once read, so that the memory used is one block's.
+        out : None, str, os.PathLike or ndarray, default=None
+            Where to write ``Z``, by blocks: a path (a ``.npy`` file,
+            written with plain writes and returned opened read-only as an
+            ``np.memmap``), or a float32 array of shape ``(n_videos,
+            n_features_out)``, e.g. a ``mode="w+"`` memmap (its written
+            pages are flushed and released). None: a new in-memory array.
 
         Returns
         -------
         Z : ndarray of shape (n_videos, n_features_out), dtype float32
-            Embeddings; a video without any link gets the embedding of its own
-            features through the root path (and self loop).
+            Embeddings (``out``, or the file written); a video without any
+            link gets the embedding of its own features through the root
+            path (and self loop).
         """
         check_is_fitted(self)
-        if isinstance(X, VideoGraph):
-            features, adjacency = self._check_graph(X, reset=False)
-        elif self.graph_builder_ is None:
+        if not isinstance(X, VideoGraph) and self.graph_builder_ is None:
             raise ValueError(
                 "This VidSageEmbedder was fitted on a VideoGraph: pass the "
                 "VideoGraphBuilder.transform output for new videos, not features."
             )
+        features = X.features if isinstance(X, VideoGraph) else X
+        if isinstance(features, np.ndarray) and (
+            out is not None or isinstance(features, np.memmap)
+        ):
+            return embed_by_blocks(self, X, out)
+        if isinstance(X, VideoGraph):
+            features, adjacency = self._check_graph(X, reset=False)
         else:
-            features, adjacency = self._build_graph(
-                X, self.graph_builder_, reset=False
-            )
-        return self._embed(features, adjacency)
+            features, adjacency = self._build_graph(X, self.graph_builder_, reset=False)
+        Z = self._embed(features, adjacency)
+        return Z if out is None else write_output(out, Z)
 
     def _embed(self, features, adjacency):
         return embed_rows(

@@ -30,6 +30,7 @@ _METRICS = [
 ]
 _VIDEO = [
     "Detector",
+    "ImageNetTagger",
     "ImagePreprocess",
     "VideoDecodeError",
     "VideoDecodeWarning",

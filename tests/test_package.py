@@ -33,6 +33,7 @@ def test_importing_the_decoding_workers_does_not_load_torch():
 
 def test_video_input_names_are_public():
     import skvidsage
+    import skvidsage.video
     from skvidsage.video import _backbones, _decode, _detectors
 
     assert skvidsage.read_frames is _decode.read_frames
@@ -40,7 +41,11 @@ def test_video_input_names_are_public():
     assert skvidsage.VideoDecodeWarning is _decode.VideoDecodeWarning
     assert skvidsage.ImagePreprocess is _backbones.ImagePreprocess
     assert skvidsage.Detector is _detectors.Detector
-    assert {"read_frames", "Detector", "ImagePreprocess"} <= set(skvidsage.__all__)
+    # the type of VideoFeaturizer(detector="imagenet").detector_, public too
+    assert skvidsage.ImageNetTagger is _detectors.ImageNetTagger
+    assert skvidsage.video.ImageNetTagger is _detectors.ImageNetTagger
+    names = {"read_frames", "Detector", "ImageNetTagger", "ImagePreprocess"}
+    assert names <= set(skvidsage.__all__)
 
 
 def test_subpackages_export_the_top_level_names():

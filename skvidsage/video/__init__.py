@@ -4,7 +4,9 @@
 are public for users who decode or detect on their own: :func:`read_frames`
 (one file through PyAV, with its errors :class:`VideoDecodeError` and
 :class:`VideoDecodeWarning`), :class:`ImagePreprocess` (a backbone's input
-transform) and :class:`Detector` (object sets from a detection model).
+transform), :class:`Detector` (object sets from a detection model) and
+:class:`ImageNetTagger` (object sets from the backbone's own ImageNet
+classifier: ``detector="imagenet"``).
 :func:`featurize_to_folder` featurises a large list of files shard by shard,
 resumably, on any joblib backend; :func:`load_featurized` reads it back.
 
@@ -18,6 +20,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "Detector": "_detectors",
+        "ImageNetTagger": "_tagger",
         "ImagePreprocess": "_backbones",
         "VideoDecodeError": "_decode",
         "VideoDecodeWarning": "_decode",

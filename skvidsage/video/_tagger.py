@@ -32,13 +32,22 @@ class ImageNetTagger:
     come from the very forward pass that gives the features: no second
     network and no second decode, so VidSage costs what LiteVidSage costs.
 
+    Inside the featurizer, configure it there (``detector="imagenet"`` with
+    ``score_threshold`` and ``top_k``): that tagger reads the featurizer's
+    own pass. This class is the type of the featurizer's ``detector_``, and
+    tags frames at hand (:meth:`detect`, :meth:`video_objects`) or logits
+    computed elsewhere (:meth:`tag`). An instance given as
+    ``VideoFeaturizer(detector=tagger)`` works too, but runs its own
+    backbone on the frames: a second forward pass.
+
     Parameters
     ----------
-    backbone : skvidsage.video._backbones.Backbone
+    backbone : skvidsage.video._backbones.Backbone or None, default=None
         A backbone with a classification ``head`` and its ``categories``
         (every named backbone of :func:`~skvidsage.video._backbones.load_backbone`
         with trained weights: the default EfficientNet-Lite0 has ImageNet's
-        1,000 classes).
+        1,000 classes). None loads the default EfficientNet-Lite0 (shipped
+        with its ImageNet head: no download).
     score_threshold : float, default=0.1
         Minimum softmax probability of a class on a frame.
     top_k : int or None, default=2
@@ -67,21 +76,26 @@ class ImageNetTagger:
     Examples
     --------
     >>> import numpy as np
-    >>> from skvidsage.video._backbones import load_backbone
-    >>> from skvidsage.video._detectors import ImageNetTagger
-    >>> tagger = ImageNetTagger(load_backbone(), top_k=1, score_threshold=0.0)
+    >>> from skvidsage import ImageNetTagger
+    >>> tagger = ImageNetTagger(top_k=1, score_threshold=0.0)
+    >>> tagger
+    ImageNetTagger(backbone='efficientnet_lite0', score_threshold=0.0, top_k=1)
     >>> [len(s) for s in tagger.detect(np.zeros((2, 64, 64, 3), np.uint8))]
     [1, 1]
     """
 
     def __init__(
         self,
-        backbone,
+        backbone=None,
         *,
         score_threshold=TAGGER_THRESHOLD,
         top_k=TAGGER_TOP_K,
         name=IMAGENET,
     ):
+        if backbone is None:
+            from skvidsage.video._backbones import load_backbone
+
+            backbone = load_backbone()
         if getattr(backbone, "head", None) is None or backbone.categories is None:
             raise ValueError(
                 f"The {IMAGENET!r} tagger reads the backbone's classification "

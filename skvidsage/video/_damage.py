@@ -5,8 +5,9 @@ Before FFmpeg opens a path, :func:`skvidsage._paths.path_problem` rejects what
 is no regular file (a FIFO would block FFmpeg until a writer comes) and
 :func:`_stated_size` reads the length that a RIFF or Matroska header or the
 MP4 boxes give, so that a cut file says so; an MPEG-TS file states no length,
-but :func:`_ts_cut` sees one that ends inside a transport packet or inside
-a PES packet whose header gives its length. While decoding, a
+but :func:`skvidsage.video._ts.ts_tail` sees one that ends inside a packet
+or a PES packet, and :func:`_ts_cut_picture` one that ends inside its last
+picture. While decoding, a
 :class:`_PacketLedger` matches the packets the demuxer hands out with the
 pictures the decoder gives back: frames dropped without a word, packets whose
 times disagree with the AVI index, and zero-filled H.264/H.265 data.
@@ -16,6 +17,7 @@ of ``DecodedVideo.issues``.
 """
 
 import math
+import os
 import re
 import threading
 from bisect import bisect_left
@@ -24,15 +26,10 @@ from contextlib import contextmanager
 import av
 
 from skvidsage.video._frames import _EPS
+from skvidsage.video._ts import ts_tail
 
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
 _MP4_BOXES = {b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide", b"uuid"}
-# MPEG-TS: (offset of the first sync byte, packet size, name): 188-byte
-# transport packets, or 192 in M2TS (Blu-ray, AVCHD), which puts a 4-byte time
-# stamp before each. The end of the file is searched for PES packets whose
-# header gives a length: 16 bits, so 357 TS packets (67 KB) at most.
-_TS_LAYOUTS = ((0, 188, "MPEG-TS"), (4, 192, "M2TS"))
-_TS_SYNC, _TS_SYNC_CHECKED, _TS_TAIL_PACKETS = 0x47, 5, 400
 # A packet whose picture has not come out once the decoder has output a frame
 # this many frame intervals later is lost. Decoders output in presentation
 # order except DivX packed B-frames (AVI), which swap neighbours: one interval
@@ -136,7 +133,7 @@ def _stated_size(path, size):
     RIFF (AVI) and Matroska headers give their length, MP4 boxes theirs: a
     cut file (an unfinished download, copy or recording) is shorter.
     ``(where, 0)`` when it fits; ``("", 0)`` for other formats (MPEG-TS has
-    no such field: see :func:`_ts_cut`).
+    no such field: see :mod:`skvidsage.video._ts`).
     """
     where, need = "", 0
     try:
@@ -168,93 +165,51 @@ def _stated_size(path, size):
     return where, need if need > size else 0
 
 
-def _ts_layout(head, size):
-    """Return ``(packet size, name)`` when ``head`` begins an MPEG-TS file, or None.
-
-    The sync byte must open the first packets that the file holds (at least
-    two: one 0x47 byte alone is no evidence, a GIF starts with it).
-    """
-    for first, stride, name in _TS_LAYOUTS:
-        n = min(_TS_SYNC_CHECKED, (len(head) - first + stride - 1) // stride)
-        starts = [first + k * stride for k in range(n)]
-        if size > first + stride and all(head[i] == _TS_SYNC for i in starts):
-            return stride, name
-    return None
-
-
-def _ts_open_pes(packets, stride):
-    """Return ``{pid: (stated PES length, bytes there)}`` of the last PES packets.
-
-    ``packets``: whole packets of ``stride`` bytes; only PES packets whose
-    start is among them and whose header gives a length (FFmpeg gives none
-    for video, 0: "up to the next one") are followed.
-    """
-    found = {}
-    for at in range(0, len(packets) - stride + 1, stride):
-        packet = packets[at + stride - 188 : at + stride]
-        if packet[0] != _TS_SYNC:
-            continue  # damage (a zeroed or overwritten packet): not ours to judge
-        pid = (packet[1] & 0x1F) << 8 | packet[2]
-        control, i = packet[3] >> 4 & 3, 4
-        if control & 2:  # an adaptation field first
-            i += 1 + packet[4]
-        if not control & 1 or i >= 188:
-            continue  # no payload
-        payload = packet[i:]
-        if packet[1] & 0x40:  # a payload unit (PES packet or section) starts
-            stated = int.from_bytes(payload[4:6], "big")
-            is_pes = payload[:3] == b"\x00\x00\x01" and len(payload) >= 6
-            found[pid] = [6 + stated, len(payload)] if is_pes and stated else None
-        elif found.get(pid):
-            found[pid][1] += len(payload)
-    return {pid: tuple(v) for pid, v in found.items() if v}
-
-
-def _ts_cut(path, size):
-    """Say how an MPEG-TS or M2TS file looks cut, or '' (also for other formats).
-
-    Such a file states no length, but a whole one holds whole packets, and
-    its last PES packets hold the bytes their headers give. A cut on a packet
-    boundary inside a video PES packet without a length (FFmpeg's muxer
-    writes none) leaves no trace: 1 in 188 random cuts.
-    """
-    try:
-        with open(path, "rb") as file:
-            layout = _ts_layout(file.read(_TS_SYNC_CHECKED * 192), size)
-            if layout is None:
-                return ""
-            stride, name = layout
-            whole = size - size % stride
-            start = max(0, whole - _TS_TAIL_PACKETS * stride)
-            file.seek(start)
-            tail = file.read(whole - start)
-    except OSError:
-        return ""
-    if size % stride:
-        return (
-            f"it ends inside a {stride}-byte {name} packet ({size % stride} of its "
-            f"{stride} bytes are there)"
-        )
-    short = sorted(
-        (pid, need, got)
-        for pid, (need, got) in _ts_open_pes(tail, stride).items()
-        if got < need
-    )
-    if not short:
-        return ""
-    pid, need, got = short[0]
-    return (
-        f"its last PES packet of stream {pid:#x} should hold {need} bytes by its "
-        f"header but the file ends after {got}"
-    )
-
-
 def _cut_text(path, size):
     """Say how the file at ``path`` (``size`` bytes) looks cut, or ''."""
     where, need = _stated_size(path, size)
     if need:
         return f"it should be {need} bytes long by its {where} but has {size}"
-    return "" if where else _ts_cut(path, size)
+    return "" if where else ts_tail(path, size)[0]
+
+
+def _ts_cut_picture(path, stream):
+    """Say how the last picture of an MPEG-TS video ``stream`` looks cut, or ''.
+
+    For a file of whole packets whose last video PES packet states no length
+    and does not end as a PES packet ends (see :func:`ts_tail`): that
+    picture's data, decoded alone, fails where data is missing. Five real
+    clips copied into TS (H.264, MPEG-4) cut on every packet boundary of their
+    video: of 892 cuts where a picture ends, none is flagged (alone, a whole
+    picture gives only missing-reference messages, left out); of the cuts
+    inside a picture, 93.7-97.3% for H.264 (bikes.mp4 2,595 of 2,667) and 66%
+    for MPEG-4 Part 2 (Megamind.avi 3,157 of 4,799); the rest decode alone
+    without an error.
+    """
+    try:
+        pictures = ts_tail(path, os.path.getsize(path))[1]
+    except OSError:
+        return ""
+    data, codec = pictures.get(stream.id), stream.codec_context
+    if not data or not codec.extradata:  # no headers to decode it alone with
+        return ""
+    context = av.CodecContext.create(codec.name, "r")
+    context.extradata, context.thread_count = codec.extradata, 1
+    with av.logging.Capture(local=True) as logs:  # not the file's messages
+        try:
+            context.decode(av.Packet(data))
+            context.decode(None)
+            failed = False
+        except av.FFmpegError:
+            failed = True
+    failed = failed or any(
+        level <= av.logging.ERROR and not _REFERENCE.search(message)
+        for level, _, message in logs
+    )
+    return (
+        f"it ends inside its last picture (stream {stream.id:#x}: {len(data)} "
+        "bytes of it are there, which do not decode)"
+    ) * failed
 
 
 def _format_problem(container, streams, cut):

@@ -33,6 +33,7 @@ from skvidsage.video._damage import (
     _open_failure,
     _PacketLedger,
     _summarize,
+    _ts_cut_picture,
 )
 from skvidsage.video._frames import (
     _EPS,
@@ -412,6 +413,8 @@ def _decode(path, cut, options, min_skip, logs):
         fps = float(stream.average_rate or stream.guessed_rate or math.nan)
         duration, own_duration = _stream_duration(container, stream)
         own_duration = own_duration or len(container.streams) == 1
+        if not cut and container.format.name == "mpegts":
+            cut = _ts_cut_picture(path, stream)  # cut on a packet boundary
         evidence = [cut] if cut else []
         header = _avi_header_length(container, stream, fps, duration)
         if header > duration:  # sample by it, as the intact file would be

@@ -123,3 +123,42 @@ def test_real_clip_as_ts_cut_is_reported(tmp_path):
         "the file looks truncated: its last PES packet of stream 0x101 should "
         f"hold {need} bytes by its header but the file ends after {got}"
     ) in message
+
+
+def _video_packets(data, pid=0x100):
+    """Offsets of the TS packets of ``pid`` and whether each starts a PES packet."""
+    return [
+        (at, bool(data[at + 1] & 0x40))
+        for at in range(0, len(data), 188)
+        if (data[at + 1] & 0x1F) << 8 | data[at + 2] == pid
+    ]
+
+
+@needs_real_clips
+def test_real_clip_as_ts_cut_inside_a_picture_is_reported(tmp_path):
+    # the full fuzz run's miss: bigbuckbunny.ts cut at 318472, a packet
+    # boundary inside a picture whose PES packet states no length; clean, cosine
+    # 0.902 to the intact row. Decoded alone, the picture's data fails.
+    ts = _remux(VIDEOS / "bigbuckbunny.mp4", tmp_path / "bbb.ts")
+    data = ts.read_bytes()
+    path = damaged_copy(ts, tmp_path / "cut.ts", cut=318472)
+    video, message = _read(path, n_frames=3)
+    assert (
+        f"{path}: damaged stream (3 frames kept): the file looks truncated: it ends "
+        "inside its last picture (stream 0x100: 898 bytes of it are there, which "
+        "do not decode)"
+    ) in message
+    with pytest.raises(VideoDecodeError, match="it ends inside its last picture"):
+        read_frames(path, n_frames=3, strict=True)
+    # cut where a picture ends (the next packet starts one): whole pictures,
+    # nothing to say about them
+    packets = _video_packets(data)
+    ends = [
+        a + 188
+        for (a, _), (_, start) in zip(packets, packets[1:], strict=False)
+        if start
+    ]
+    for cut in ends[-40::10]:
+        path = damaged_copy(ts, tmp_path / "between.ts", cut=cut)
+        _, message = _read(path, n_frames=3)
+        assert "last picture" not in message, cut

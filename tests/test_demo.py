@@ -28,6 +28,10 @@ def test_demo_fast_mode_on_generated_videos(dirs, capsys, monkeypatch):
     table = _load_demo().main(["--n-jobs", "1"])
     out = capsys.readouterr().out
     assert "fast mode" in out
+    # the first table says its head is fixed; the object table tunes C
+    assert "(C=1, fixed)" in out
+    assert "C chosen per system on a validation split" in out
+    assert out.count("chosen on the validation clips") == 4  # raw, Lite, 2 VidSage
     assert set(table) == {
         "raw features", "LiteVidSage", "LiteVidSage + graph smoothing"
     }

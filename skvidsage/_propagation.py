@@ -106,12 +106,23 @@ class GraphOperator:
         A.data /= d_q[rows]  # d_q > 0 on every row that has a link
         return A, np.zeros(A.shape[0])
 
-    def reference_powers(self, X, hops):
-        """``[S X, S^2 X, ..., S^hops X]`` over the reference rows (float64)."""
-        out, current = [], np.asarray(X, dtype=np.float64)
-        for _ in range(hops):
-            current = self.matrix @ current
-            out.append(current)
+    def reference_powers(self, X, hops, dtype=np.float64, block=32):
+        """``[S X, S^2 X, ..., S^hops X]`` over the reference rows.
+
+        Computed in float64 by blocks of ``block`` columns (a column of
+        ``S X`` depends on that column of ``X`` alone, and each entry is
+        summed in the same order, so the result is the same as at once) and
+        stored as ``dtype``: the float64 temporaries are two ``n x block``
+        arrays (512 MB at 1M rows) instead of ``hops`` copies of ``X`` (2 GB
+        each at 1M x 256).
+        """
+        X = np.asarray(X)
+        out = [np.empty(X.shape, dtype=dtype) for _ in range(hops)]
+        for start in range(0, X.shape[1], block):
+            current = np.asarray(X[:, start : start + block], dtype=np.float64)
+            for power in out:
+                current = self.matrix @ current
+                power[:, start : start + block] = current
         return out
 
     def query_powers(self, adjacency, x, reference_powers, columns=None):

@@ -156,10 +156,20 @@ def _batch_loss(module, x, graph, batch, config, full, edge_set, generator, devi
         z_wanted = z[wanted.to(device)]
     else:
         seeds, inverse = torch.unique(wanted, return_inverse=True)
-        n_id, sub_index, sub_weight = sample_subgraph(
-            graph, seeds, config.fanouts, generator
+        n_id, sub_index, sub_weight, (n_nodes, n_edges) = sample_subgraph(
+            graph, seeds, config.fanouts, generator, return_hops=True
         )
-        z, _ = module(x[n_id].to(device), sub_index.to(device), sub_weight.to(device))
+        # layer i is needed within L - 1 - i hops of the seeds (fewer if the
+        # sample has fewer hops than the network has layers)
+        n_layers, n_hops = len(module.layers), len(config.fanouts)
+        reach = [min(n_layers - 1 - i, n_hops) for i in range(n_layers)]
+        z = module.sampled_forward(
+            x[n_id].to(device),
+            sub_index.to(device),
+            sub_weight.to(device),
+            n_dst=[n_nodes[r] for r in reach],
+            n_edges=[n_edges[min(r + 1, n_hops)] for r in reach],
+        )
         z_wanted = z[inverse.to(device)]
     k = len(anchors)
     z_a, z_p, z_n = z_wanted[:k], z_wanted[k : 2 * k], z_wanted[2 * k :]

@@ -456,10 +456,9 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             adjacency, self.propagation, symmetrize=self.symmetrize
         )
         n_blocks = self.hops if self.jumping_knowledge else 0
-        self.reference_propagated_ = [
-            p.astype(np.float32)
-            for p in self.operator_.reference_powers(x.numpy(), max(n_blocks - 1, 0))
-        ]
+        self.reference_propagated_ = self.operator_.reference_powers(
+            x.numpy(), max(n_blocks - 1, 0), dtype=np.float32
+        )
         if hidden:
             self._train_network(x, adjacency, hidden, fanouts)
         else:

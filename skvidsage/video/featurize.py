@@ -130,7 +130,7 @@ class VideoFeaturizer(
         The loaded CNN.
     detector_ : skvidsage.Detector, ImageNetTagger or None
         The loaded detector; with "imagenet", a
-        :class:`~skvidsage.video._detectors.ImageNetTagger` on ``backbone_``.
+        :class:`~skvidsage.ImageNetTagger` on ``backbone_``.
     pca_ : sklearn.decomposition.PCA or None
         The frame-feature PCA.
     input_kind_ : str

@@ -14,7 +14,8 @@ Quality, every representation searched by :class:`skvidsage.VideoIndex`
   divided by min(k, the query's relevant catalogue videos)) and label
   recall@k (the share of the query's labels found among the labels of its k
   hits), for k = 1, 5, 10, 20;
-- representations: raw ``mean_rgb`` (L2-normalised); the SGC-style
+- representations: raw ``mean_rgb`` (L2-normalised); ``[x, mean of the 10
+  nearest catalogue videos]`` and the SGC-style
   reference ``[x, Sx, S^2 x]`` of ``bench_yt8m_quality.py`` (computed there
   without the package, wrapped here as a transformer); ``VidSageEmbedder()``
   (the default embedding); and the best embedding of the accuracy issue,
@@ -55,7 +56,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from bench_ann import _clustered  # benchmarks/ is on sys.path
-from bench_yt8m_quality import load_split, sgc
+from bench_yt8m_quality import load_split, mean10, sgc
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.frozen import FrozenEstimator
 
@@ -91,6 +92,25 @@ class SGCReference(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Return the rows of unseen videos."""
         return sgc(self.X_, np.asarray(X, dtype=np.float32), same=False)
+
+
+class Mean10Reference(SGCReference):
+    """``bench_yt8m_quality.mean10``, ``[x, mean of the 10 nearest]``."""
+
+    def fit(self, X, y=None):
+        """Keep the catalogue videos."""
+        self.X_ = np.asarray(X, dtype=np.float32)
+        d = self.X_.shape[1]
+        self.blocks_ = {"x": slice(0, d), "mean10": slice(d, 2 * d)}
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Keep the catalogue videos; return their rows (never themselves)."""
+        return mean10(self.fit(X).X_, self.X_, same=True)
+
+    def transform(self, X):
+        """Return the rows of unseen videos."""
+        return mean10(self.X_, np.asarray(X, dtype=np.float32), same=False)
 
 
 # ------------------------------------------------------------------ quality
@@ -145,6 +165,9 @@ def quality(data_dir):
     best = VidSageEmbedder(graph=VideoGraphBuilder(columns=slice(0, 1024)))
     systems = [
         ("raw mean_rgb", "rgb", lambda: VideoIndex()),
+        ("[x, mean of 10 nearest]", "rgb", lambda: VideoIndex(Mean10Reference())),
+        ("  same, rows normalised", "rgb",
+         lambda: VideoIndex(Mean10Reference(), normalize="rows")),
         ("SGC-style [x, Sx, S^2x]", "rgb", lambda: VideoIndex(SGCReference())),
         ("  same, rows normalised", "rgb",
          lambda: VideoIndex(SGCReference(), normalize="rows")),

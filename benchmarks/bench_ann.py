@@ -68,7 +68,7 @@ def _exact_top10(X, queries):
     return np.concatenate(out)
 
 
-def _row(spec, dim, algorithm, ef_search, n_queries):
+def _row(spec, dim, algorithm, n_probe, n_queries):
     """Child process: build one graph, print a JSON row."""
     import torch
 
@@ -78,7 +78,7 @@ def _row(spec, dim, algorithm, ef_search, n_queries):
     X = _data(spec, dim)
     t0 = time.perf_counter()
     builder = VideoGraphBuilder(
-        algorithm=algorithm, ef_search=ef_search, tau=2.0, n_neighbors=10, max_degree=10
+        algorithm=algorithm, n_probe=n_probe, tau=2.0, n_neighbors=10, max_degree=10
     )
     A = builder.fit_transform(X).adjacency
     seconds = time.perf_counter() - t0
@@ -98,7 +98,7 @@ def _row(spec, dim, algorithm, ef_search, n_queries):
                 "n": len(X),
                 "dim": X.shape[1],
                 "algorithm": algorithm,
-                "ef_search": getattr(index, "ef_search", None),
+                "n_probe": getattr(index, "n_probe", None),
                 "seconds": round(seconds, 1),
                 "peak_rss_gib": round(rss / 1024, 2),
                 "recall@10": round(hits / (10 * len(queries)), 4),
@@ -113,7 +113,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--brute", type=int, nargs="*", default=[50_000, 100_000])
-    parser.add_argument("--ef-search", type=int, nargs="*", default=[64])
+    parser.add_argument("--n-probe", type=int, nargs="*", default=[64])
     parser.add_argument("--n-queries", type=int, default=2000)
     parser.add_argument("--json", default=None)
     parser.add_argument("--_row", nargs=4, help=argparse.SUPPRESS)
@@ -126,9 +126,9 @@ def main():
     plan = []
     if args.yt8m:
         env["YT8M_DIR"] = args.yt8m
-        plan += [("yt8m", "brute", 64)] + [("yt8m", "faiss", p) for p in args.ef_search]
+        plan += [("yt8m", "brute", 64)] + [("yt8m", "faiss", p) for p in args.n_probe]
     plan += [(str(n), "brute", 64) for n in args.brute]
-    plan += [(str(n), "faiss", p) for n in args.sizes for p in args.ef_search]
+    plan += [(str(n), "faiss", p) for n in args.sizes for p in args.n_probe]
     print(f"load average at start: {os.getloadavg()}")
     rows = []
     for spec, algorithm, probe in plan:
@@ -153,7 +153,7 @@ def main():
             n0 = max(brute)
             ratio = f"{brute[n0] * (r['n'] / n0) ** 2 / r['seconds']:.1f}x"
         print(f"{r['data']:>20} {r['n']:>9} {r['dim']:>5} {r['algorithm']:>6} "
-              f"{r['ef_search'] or '':>6} {r['seconds']:>8} {r['peak_rss_gib']:>8} "
+              f"{r['n_probe'] or '':>6} {r['seconds']:>8} {r['peak_rss_gib']:>8} "
               f"{r['recall@10']:>9} {ratio:>9}")
     print(f"load average at end: {os.getloadavg()}")
     if args.json:

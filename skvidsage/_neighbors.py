@@ -15,8 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from skvidsage._blocks import release, row_blocks, take_rows
+
 __all__ = [
     "auto_tau",
+    "auto_tau_streamed",
     "build_edges",
     "encode_object_sets",
     "float32_ceil",
@@ -253,6 +256,7 @@ def build_edges(
     for start in range(0, n_q, batch_size):
         stop = min(start + batch_size, n_q)
         Qb, q_nonzero = normalize_rows(Q[start:stop], device)
+        release(Q)  # a memmap's pages, once read
         if index is not None:
             rows, cols = _candidate_links(
                 index, Qb, Q[start:stop], R_raw, tau32, n_neighbors, max_degree
@@ -504,3 +508,48 @@ def auto_tau(reference, n_neighbors, device, block_values, sample=2000):
         )
     kth = np.minimum.reduceat(weights, indptr[:-1][linked])
     return float(np.median(2.0 * kth.astype(np.float64) - 1.0))
+
+
+def auto_tau_streamed(reference, n_neighbors, device, block_values, sample=2000):
+    """:func:`auto_tau` reading ``reference`` (an np.memmap) block by block.
+
+    Each sampled row's ``k`` nearest others are merged over blocks of
+    reference rows, so the whole set is never in memory; the result is
+    :func:`auto_tau`'s up to the float32 rounding of near ties.
+    """
+    n = reference.shape[0]
+    k = min(n_neighbors, n - 1)
+    rows = np.unique(np.linspace(0, n - 1, min(n, sample)).astype(int))
+    queries = take_rows(reference, rows)
+    best = np.full((len(rows), k), -np.inf, dtype=np.float32)
+    with torch.inference_mode():
+        for start, stop, block in row_blocks(reference):
+            R, _ = normalize_rows(block, device)
+            m = min(k, stop - start)
+            indptr, _, weights = build_edges(
+                queries,
+                R,
+                R_raw=block,
+                tau=2.0,  # no threshold: the m nearest others in the block
+                n_neighbors=m,
+                max_degree=m,
+                visual_weight=similarity_weight,
+                batch_size=max(1, block_values // (stop - start)),
+                device=device,
+            )
+            found = np.full((len(rows), m), -np.inf, dtype=np.float32)
+            counts = np.diff(indptr)
+            found[
+                np.repeat(np.arange(len(rows)), counts),
+                np.arange(len(weights)) - np.repeat(indptr[:-1], counts),
+            ] = weights
+            best = -np.sort(-np.concatenate([best, found], axis=1), axis=1)[:, :k]
+    kth = np.where(np.isfinite(best), best, np.inf).min(axis=1)
+    linked = np.isfinite(kth)
+    if not linked.any():
+        raise ValueError(
+            "tau='auto' learns the threshold from each reference video's "
+            "nearest other videos, but all the reference videos have "
+            "identical features. Give a number for tau."
+        )
+    return float(np.median(2.0 * kth[linked].astype(np.float64) - 1.0))

@@ -10,22 +10,23 @@ computation is blocked over query rows (see :mod:`skvidsage._neighbors`): no
 
 from numbers import Integral, Real
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_feature_names_in,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from skvidsage._ann import HNSWIndex, choose_algorithm
-from skvidsage._checks import warn_zero_rows_at_caller
+from skvidsage._ann import IVFIndex, choose_algorithm, ivf_edges
+from skvidsage._blocks import is_out_of_core, release
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
+from skvidsage._graph_input import (
+    similarity_features,
+    validate_features,
+    warn_zero_similarity_rows,
+)
 from skvidsage._neighbors import (
     auto_tau,
+    auto_tau_streamed,
     build_edges,
     encode_object_sets,
     normalize_rows,
@@ -175,17 +176,19 @@ class VideoGraphBuilder(
         visual graph it gained 1.3-3.6 (:doc:`/results`, "Ablations").
     algorithm : {"auto", "brute", "faiss"}, default="auto"
         How candidates are searched. "brute" compares every query with every
-        reference (exact). "faiss" searches a faiss HNSW index (inner
-        product) built in ``fit``: each query's links are chosen by the same
-        tau / floor / cap rules among its ``max_degree + 5`` best candidates,
-        so a neighbour the search misses is lost (98.4% of the exact 10-NN
-        found on YouTube-8M, :doc:`/results`). It needs ``max_degree`` and no
-        object sets (LiteVidSage). "auto" uses faiss from 50,000 reference
+        reference (exact). "faiss" cuts the references into about
+        ``sqrt(n_reference)`` cells by faiss's spherical k-means in ``fit``
+        (an inverted file, :class:`skvidsage._ann.IVFIndex`) and compares
+        each query exactly with the references of its ``n_probe`` nearest
+        cells: its links are chosen by the same tau / floor / cap rules among
+        them, so a neighbour in a cell not probed is lost (recall in
+        :doc:`/results`, "Approximate graphs"). It needs ``max_degree`` and
+        no object sets (LiteVidSage). "auto" uses faiss from 50,000 reference
         videos when it is installed, the graph is LiteVidSage and
         ``max_degree`` is set, else brute force.
-    ef_search : int, default=64
-        Search effort of the faiss index (its ``efSearch``, at least
-        ``max_degree + 5``): more finds more true neighbours, slower.
+    n_probe : int, default=8
+        Cells compared with each query (``algorithm="faiss"``): more finds
+        more true neighbours, and costs proportionally more.
     batch_size : int or "auto", default="auto"
         Query rows per block: a block holds ``batch_size * n_reference``
         float32 similarities (plus a few same-size temporaries). ``"auto"``
@@ -201,7 +204,8 @@ class VideoGraphBuilder(
     ----------
     reference_ : ndarray of shape (n_reference, n_similarity_features), float32
         The reference videos' features as given to ``fit`` (not
-        normalised), restricted to ``columns``.
+        normalised), restricted to ``columns``. A float32 ``np.memmap`` is
+        kept as it is (with a slice of ``columns``, a view of it), on disk.
     tau_ : float
         The threshold in use: ``tau``, or the learned one for ``"auto"``.
     object_sets_ : list of frozenset or None
@@ -211,8 +215,8 @@ class VideoGraphBuilder(
         encoding. Labels seen only at ``transform`` never intersect.
     algorithm_ : str
         "brute" or "faiss": the search in use.
-    index_ : object or None
-        The faiss index over the reference rows (``algorithm_ == "faiss"``).
+    index_ : IVFIndex or None
+        The cells of the reference rows (``algorithm_ == "faiss"``).
     device_ : torch.device
         The resolved ``device``. An estimator fitted on CUDA and unpickled (or
         used) on a machine without CUDA falls back to the CPU, with a warning.
@@ -248,6 +252,14 @@ class VideoGraphBuilder(
     :math:`O(n^2)`. With object sets each block also forms its dense Jaccard
     block from sparse label matrices.
 
+    **Out of core**: ``fit`` and ``transform`` take a float32 ``np.memmap``
+    without reading it whole. With ``algorithm="faiss"`` it is read block by
+    block (checks, k-means sample, cell assignment) and cell by cell (the
+    scan), each block copied, used and its pages handed back: 1M x 1024
+    (4 GB on disk) builds its graph in well under 4 GB of RSS
+    (:doc:`/results`). Brute force normalises the reference rows into memory
+    (``4 d`` bytes a video; the queries are still read block by block).
+
     The paper writes :math:`dis(u, v) > \tau` and, for VidSage,
     :math:`\mathbb{1}(\text{Euclidean}(u, v) > \tau)`; both are read as the
     similarity rule :math:`g(u, v) \ge \tau`.
@@ -276,7 +288,7 @@ class VideoGraphBuilder(
         "gamma": [Interval(Real, 0, None, closed="neither")],
         "columns": ["array-like", slice, None],
         "algorithm": [StrOptions({"auto", "brute", "faiss"})],
-        "ef_search": [Interval(Integral, 1, None, closed="left")],
+        "n_probe": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
@@ -296,7 +308,7 @@ class VideoGraphBuilder(
         gamma=10.0,
         columns=None,
         algorithm="auto",
-        ef_search=64,
+        n_probe=8,
         batch_size="auto",
         device="auto",
     ):
@@ -309,7 +321,7 @@ class VideoGraphBuilder(
         self.gamma = gamma
         self.columns = columns
         self.algorithm = algorithm
-        self.ef_search = ef_search
+        self.n_probe = n_probe
         self.batch_size = batch_size
         self.device = device
 
@@ -330,9 +342,13 @@ class VideoGraphBuilder(
         self : VideoGraphBuilder
             The fitted builder.
         """
+        self._fit(X)
+        return self
+
+    def _fit(self, X):
+        """``fit``; returns the IVF cells of the reference rows (or None)."""
         features, object_sets = _split_input(X)
-        with np.errstate(over="ignore"):  # sklearn reports the overflow
-            features = validate_data(self, features, dtype=np.float32)
+        features = validate_features(self, features, reset=True)
         if self.max_degree is not None and self.max_degree < self.n_neighbors:
             raise ValueError(
                 f"max_degree={self.max_degree} must be >= n_neighbors="
@@ -360,12 +376,14 @@ class VideoGraphBuilder(
             semantic=object_sets is not None,
             max_degree=self.max_degree,
         )
-        self.index_ = None
+        self.index_, probes = None, None
         if self.algorithm_ == "faiss":
-            R, _ = normalize_rows(self.reference_, torch.device("cpu"))
-            self.index_ = HNSWIndex(R.numpy(), ef_search=self.ef_search)
-        return self
+            self.index_, probes = IVFIndex.build(
+                self.reference_, n_probe=self.n_probe, device=self.device_
+            )
+        return probes
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None):
         """Keep ``X`` as the reference videos and link them to each other.
 
@@ -385,7 +403,8 @@ class VideoGraphBuilder(
             The training graph, of shape ``(n_videos, n_videos)``, without
             self links.
         """
-        return self.fit(X)._transform(X, warn=False)
+        probes = self._fit(X)
+        return self._transform(X, warn=False, probes=probes)
 
     def transform(self, X):
         """Link each row of ``X`` to the reference videos.
@@ -407,12 +426,11 @@ class VideoGraphBuilder(
         """
         return self._transform(X, warn=True)
 
-    def _transform(self, X, *, warn):
+    def _transform(self, X, *, warn, probes=None):
         """``transform``; ``warn=False`` when ``fit`` has checked these rows."""
         check_is_fitted(self)
         features, object_sets = _split_input(X)
-        with np.errstate(over="ignore"):  # sklearn reports the overflow
-            features = validate_data(self, features, dtype=np.float32, reset=False)
+        features = validate_features(self, features, reset=False)
         semantic = self._encode_semantic(object_sets)
         similar = self._similarity_features(features)
         if warn:
@@ -424,29 +442,38 @@ class VideoGraphBuilder(
             values = _AUTO_BLOCK_VALUES if semantic is None else _AUTO_BLOCK_VALUES // 4
             batch_size = max(1, values // n_ref)
         device = usable_device(self.device_, type(self).__name__)
+        rules = dict(
+            tau=self.tau_,
+            n_neighbors=min(self.n_neighbors, n_ref),
+            max_degree=None if self.max_degree is None else min(self.max_degree, n_ref),
+            visual_weight=self._visual_weight(),
+            device=device,
+        )
+        if self.index_ is not None:
+            csr = ivf_edges(
+                self.index_, similar, self.reference_, probes=probes, **rules
+            )
+            return self._graph(features, *csr)
         with torch.inference_mode():
             R, _ = normalize_rows(self.reference_, device)
+            release(self.reference_)
             indptr, indices, data = build_edges(
                 similar,
                 R,
                 R_raw=self.reference_,
-                tau=self.tau_,
-                n_neighbors=min(self.n_neighbors, n_ref),
-                max_degree=None
-                if self.max_degree is None
-                else min(self.max_degree, n_ref),
-                visual_weight=self._visual_weight(),
                 batch_size=batch_size,
                 semantic=semantic,
                 alpha=float(self.alpha),
                 beta=float(self.beta),
-                index=self.index_,
-                device=device,
+                **rules,
             )
             del R
-        adjacency = sp.csr_matrix(
-            (data, indices, indptr), shape=(features.shape[0], n_ref)
-        )
+        return self._graph(features, indptr, indices, data)
+
+    def _graph(self, features, indptr, indices, data):
+        """Return the VideoGraph of the CSR arrays (sorted indices)."""
+        shape = (features.shape[0], self.reference_.shape[0])
+        adjacency = sp.csr_matrix((data, indices, indptr), shape=shape)
         adjacency.has_sorted_indices = True
         return VideoGraph(
             features, adjacency, feature_names=getattr(self, "feature_names_in_", None)
@@ -514,42 +541,12 @@ class VideoGraphBuilder(
         return _check_feature_names_in(self, input_features)
 
     def _warn_zero_rows(self, similar, method):
-        """Name the rows of ``similar`` that L2 normalisation leaves at zero.
-
-        ``similar`` holds the similarity features as ``normalize_rows`` will
-        get them (float32, restricted to ``columns``), so a row warned about
-        is exactly a row the kernels keep at zero.
-        """
-        warn_zero_rows_at_caller(
-            similar,
-            owner=f"{type(self).__name__}.{method}",
-            name="X" if self.columns is None else "X[:, columns]",
-        )
+        """Name the rows that L2 normalisation leaves at zero (see _graph_input)."""
+        warn_zero_similarity_rows(similar, type(self).__name__, method, self.columns)
 
     def _similarity_features(self, features):
         """Return the columns of ``features`` the similarity uses."""
-        if self.columns is None:
-            return features
-        n = features.shape[1]
-        columns = self.columns
-        if not isinstance(columns, slice):
-            columns = np.asarray(columns)
-            if columns.ndim != 1 or not np.issubdtype(columns.dtype, np.integer):
-                raise ValueError(
-                    f"columns must be a slice or a 1-d array of column indices; "
-                    f"got {self.columns!r}."
-                )
-            if columns.size and (columns.min() < -n or columns.max() >= n):
-                raise ValueError(
-                    f"columns={self.columns!r} is out of range for {n} feature "
-                    "columns."
-                )
-        selected = np.ascontiguousarray(features[:, columns])
-        if selected.shape[1] == 0:
-            raise ValueError(
-                f"columns={self.columns!r} selects none of the {n} feature columns."
-            )
-        return selected
+        return similarity_features(features, self.columns)
 
     def _visual_weight(self):
         """Return the link-weight function of ``build_edges`` (None: one)."""
@@ -564,6 +561,10 @@ class VideoGraphBuilder(
 
         "Other" as in ``transform``: exact copies of a video do not count.
         """
+        if is_out_of_core(self.reference_):
+            return auto_tau_streamed(
+                self.reference_, self.n_neighbors, self.device_, _AUTO_BLOCK_VALUES
+            )
         return auto_tau(
             self.reference_, self.n_neighbors, self.device_, _AUTO_BLOCK_VALUES
         )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
+import skvidsage
 import skvidsage._ann
 from skvidsage.containers import VideoFeatures
 from skvidsage.graph import VideoGraphBuilder
@@ -31,7 +32,7 @@ def test_exhaustive_faiss_search_gives_the_brute_force_graph(blobs, tau, weight)
     train, test = blobs[:2500], blobs[2500:]
     params = dict(tau=tau, n_neighbors=5, max_degree=20, visual_weight=weight)
     brute = VideoGraphBuilder(algorithm="brute", **params)
-    exact = VideoGraphBuilder(algorithm="faiss", ef_search=3000, **params)
+    exact = VideoGraphBuilder(algorithm="faiss", n_probe=3000, **params)
     unit = train / np.linalg.norm(train, axis=1, keepdims=True).astype(np.float64)
     for queries, a, b in [
         (train, brute.fit_transform(train), exact.fit_transform(train)),
@@ -63,9 +64,11 @@ def test_default_probes_find_nearly_every_link(blobs):
 
 def test_faiss_never_links_a_video_to_itself_or_an_exact_copy(blobs):
     X = np.vstack([blobs[:1000], blobs[:5]])  # rows 1000-1004 copy rows 0-4
-    A = VideoGraphBuilder(
-        algorithm="faiss", tau=1.0, n_neighbors=10, ef_search=3000
-    ).fit_transform(X).adjacency
+    A = (
+        VideoGraphBuilder(algorithm="faiss", tau=1.0, n_neighbors=10, n_probe=3000)
+        .fit_transform(X)
+        .adjacency
+    )
     for i, links in enumerate(_links(A)):
         assert i not in links and len(links) == 10
     for i in range(5):
@@ -91,3 +94,76 @@ def test_a_faiss_builder_pickles_with_its_index(blobs):
     a = builder.transform(blobs[2000:]).adjacency
     b = loaded.transform(blobs[2000:]).adjacency
     assert (a != b).nnz == 0
+
+
+class _ReadSpy(np.memmap):
+    """A memmap that records the most rows read at once (slices, ufuncs)."""
+
+    most = 0
+
+    def __getitem__(self, key):
+        out = super().__getitem__(key)
+        column_view = isinstance(key, tuple) and key[0] == slice(None)
+        if isinstance(out, np.ndarray) and out.ndim == 2 and not column_view:
+            _ReadSpy.most = max(_ReadSpy.most, out.shape[0])
+        return out
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        for x in inputs:
+            if isinstance(x, np.ndarray) and x.ndim == 2:
+                _ReadSpy.most = max(_ReadSpy.most, x.shape[0])
+        inputs = [np.asarray(x) if isinstance(x, _ReadSpy) else x for x in inputs]
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+def _memmap(tmp_path, X, cls=np.memmap):
+    path = tmp_path / "x.f32"
+    X.astype(np.float32).tofile(path)
+    return cls(path, dtype=np.float32, mode="r", shape=X.shape)
+
+
+@pytest.mark.parametrize("algorithm", ["faiss", "brute"])
+def test_a_memmap_gives_the_in_memory_graph(blobs, tmp_path, algorithm):
+    X = np.vstack([blobs[:1500], blobs[:3], np.zeros((1, 32), np.float32)])
+    mm = _memmap(tmp_path, X)
+    params = dict(
+        algorithm=algorithm,
+        tau="auto",
+        n_neighbors=5,
+        max_degree=12,
+        visual_weight="similarity",
+    )
+    with pytest.warns(skvidsage.ZeroRowWarning, match="row 1503"):
+        a = VideoGraphBuilder(**params).fit(X)
+    with pytest.warns(skvidsage.ZeroRowWarning, match="row 1503"):
+        b = VideoGraphBuilder(**params).fit(mm)
+    assert b.reference_ is mm  # kept on disk, not copied
+    assert b.tau_ == pytest.approx(a.tau_, abs=1e-6)  # streamed tau="auto"
+    with pytest.warns(skvidsage.ZeroRowWarning):
+        pairs = [(a.fit_transform(X), b.fit_transform(mm))]
+    pairs.append((a.transform(blobs[1500:]), b.transform(blobs[1500:])))
+    for ga, gb in pairs:
+        assert (ga.adjacency != gb.adjacency).nnz == 0
+        np.testing.assert_array_equal(ga.features, gb.features)
+
+
+def test_faiss_reads_a_memmap_block_by_block(blobs, tmp_path, monkeypatch):
+    import skvidsage._blocks
+
+    monkeypatch.setattr(skvidsage._blocks, "BLOCK_VALUES", 32 * 100)
+    monkeypatch.setattr(skvidsage._ann, "_GROUP_VALUES", 32 * 200)
+    monkeypatch.setattr(skvidsage._ann, "_TRAIN_PER_LIST", 8)  # k-means sample
+    X = np.hstack([blobs, blobs[:, :4]])
+    spy = _memmap(tmp_path, X, cls=_ReadSpy)
+    _ReadSpy.most = 0
+    params = dict(algorithm="faiss", n_probe=2)  # (tau="auto" reads 2,000 rows)
+    builder = VideoGraphBuilder(columns=slice(0, 32), **params)
+    graph = builder.fit_transform(spy)
+    assert isinstance(builder.reference_, np.memmap)
+    assert np.shares_memory(graph.features, spy)  # the graph does not copy it
+    assert 0 < _ReadSpy.most <= 500, _ReadSpy.most  # never the 3,000 rows
+    expected = VideoGraphBuilder(**params).fit_transform(blobs)
+    assert (graph.adjacency != expected.adjacency).nnz == 0
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        X[7, 3] = np.nan
+        VideoGraphBuilder(algorithm="faiss").fit(_memmap(tmp_path, X))

@@ -50,6 +50,11 @@ _ZERO_RUN = bytes(16)
 # interval early (0.94). MP4 times and positions come from the same tables:
 # no such check is possible there.
 _INDEX_SHIFT = {"avi": 8}
+# No video is stored at more frames per second (high-speed cameras record
+# faster but store the clip at a playback rate); a header that says more is
+# damaged: one flipped bit of Megamind_bugy.avi's stream header (byte 135,
+# in its rate field) gave 2147483647 fps, all frames at 0 s (cosine 0.42).
+_MAX_FPS = 1000
 
 # FFmpeg's error messages in plain words: (pattern, what is wrong, what it
 # does to the frames); the first match wins, anything else is corrupt picture
@@ -287,14 +292,16 @@ class _PacketLedger:
     times of those that do not, frames the decoder dropped without a word,
     are collected in ``lost``; packets with zero-filled H.264/H.265 data in
     ``zeroed``; ``(index time, packet time)`` of packets whose time is not
-    the one the AVI index gives their position in ``misplaced``.
-    ``seconds`` turns a time stamp into seconds.
+    the one the AVI index gives their position in ``misplaced``; times of
+    packets the demuxer marks as corrupt (MPEG-TS: packets missing, as its
+    continuity counters tell) in ``flagged``. ``seconds`` turns a time stamp
+    into seconds.
     """
 
     def __init__(self, stream, fps, seconds):
         tb = stream.time_base
         self.seconds, self.lost, self.zeroed = seconds, set(), set()
-        self.misplaced, self._index = set(), {}
+        self.misplaced, self.flagged, self._index = set(), set(), {}
         shift = _INDEX_SHIFT.get(stream.container.format.name)
         if shift is not None:
             try:
@@ -322,6 +329,8 @@ class _PacketLedger:
         got = packet.dts if packet.dts is not None else pts
         if stated is not None and got is not None and got != stated:
             self.misplaced.add((self.seconds(stated), self.seconds(got)))
+        if packet.is_corrupt:  # none in the real clips, in AVI, MP4 or TS
+            self.flagged.add(self.seconds(got if got is not None else 0))
         if self._zero_check and _ZERO_RUN in bytes(packet):
             self.zeroed.add(self.seconds(pts if pts is not None else packet.dts or 0))
         if pts is None or not packet.size or not self._on:
@@ -395,6 +404,12 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             f"the first, which the index puts at {stated:.2f} s, came out at "
             f"{got:.2f} s): sampled frames may be the wrong ones"
         )
+    if ledger.flagged:
+        n, first = len(ledger.flagged), min(ledger.flagged)
+        found.append(
+            f"{n} packet{'s' if n > 1 else ''} that the demuxer marks as damaged "
+            f"(parts of the data missing), from {first:.2f} s on"
+        )
     lost = sorted(ledger.lost)
     if lost:
         found.append(_lost_text(lost, fps))
@@ -419,6 +434,17 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             f"(FFmpeg filled in the damaged parts), at {at}{', ...' if n > 4 else ''}"
         )
     return found
+
+
+def _rate_text(fps):
+    """Say that the header's frame rate ``fps`` is impossible, or ''."""
+    if not fps > _MAX_FPS:
+        return ""
+    return (
+        f"impossible frame rate: the header gives {fps:.0f} frames per second "
+        "(damaged header data), so the frame times, and the frames sampled "
+        "by them, are wrong"
+    )
 
 
 def _ends_early(evidence, duration, end, unreached):

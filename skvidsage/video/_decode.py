@@ -32,6 +32,7 @@ from skvidsage.video._damage import (
     _format_problem,
     _open_failure,
     _PacketLedger,
+    _rate_text,
     _summarize,
     _ts_cut_picture,
 )
@@ -459,6 +460,7 @@ def _decode(path, cut, options, min_skip, logs):
         unreached = asked[len(frames) : options.max_frames]
         evidence = _ends_early(evidence, duration, end, unreached)
     found = _describe(evidence, source.ledger, source.corrupt, asked, times, fps)
+    found = [text for text in [_rate_text(fps)] if text] + found
     return frames, times, [*found, source.errors], fps, duration
 
 

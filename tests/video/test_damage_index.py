@@ -84,3 +84,22 @@ def test_intact_avi_packets_agree_with_the_index(tmp_path, sampling, seek):
     clip = encode_clip(tmp_path / "b.avi", "mpeg4", n=50, gop=12, bf="2")
     video, message = _read(clip, seek=seek, strict=True, **sampling)
     assert message == "" and video.issues == ()
+
+
+def test_an_impossible_frame_rate_is_reported(tmp_path):
+    # one flipped bit in the AVI stream header's rate field: 2**31 + 25 fps,
+    # every frame at 0 s and the sampled ones silently others (the full fuzz
+    # run: Megamind_bugy.avi, byte 135, cosine 0.42)
+    clip = encode_clip(tmp_path / "clip.avi", "mpeg4", n=50, gop=12)
+    data = bytearray(clip.read_bytes())
+    rate = data.index(b"strh") + 8 + 24  # fccType, handler, flags, ..., scale
+    assert int.from_bytes(data[rate : rate + 4], "little") == 25
+    data[rate + 3] ^= 0x80
+    path = tmp_path / "rate.avi"
+    path.write_bytes(bytes(data))
+    _, message = _read(path, n_frames=3)
+    assert (
+        f"{path}: damaged stream (3 frames kept): impossible frame rate: the "
+        "header gives 2147483647 frames per second (damaged header data)"
+    ) in message
+    assert read_frames(clip, n_frames=3).issues == ()

@@ -162,3 +162,28 @@ def test_real_clip_as_ts_cut_inside_a_picture_is_reported(tmp_path):
         path = damaged_copy(ts, tmp_path / "between.ts", cut=cut)
         _, message = _read(path, n_frames=3)
         assert "last picture" not in message, cut
+
+
+def test_ts_packets_the_demuxer_marks_damaged_are_reported(tmp_path):
+    # one video packet zeroed: its PES packet misses data, which the TS
+    # continuity counters show and FFmpeg marks on the packet
+    clip = encode_clip(tmp_path / "clip.ts", "mpeg2video", n=125, gop=12)
+    data = bytearray(clip.read_bytes())
+    video = [at for at, _ in _video_packets(bytes(data))]
+    at = video[len(video) // 3]
+    data[at : at + 188] = bytes(188)
+    path = tmp_path / "zeroed.ts"
+    path.write_bytes(bytes(data))
+    _, message = _read(path, n_frames=3)
+    assert "1 packet that the demuxer marks as damaged (parts of the data " in message
+
+
+@needs_real_clips
+def test_real_clip_as_ts_zeroed_is_reported(tmp_path):
+    # the full fuzz run's case: bigbuckbunny.ts zeroed at 309542-343480 lost
+    # 3 pictures without a decoder error: clean, cosine below 0.95
+    ts = _remux(VIDEOS / "bigbuckbunny.mp4", tmp_path / "bbb.ts")
+    path = damaged_copy(ts, tmp_path / "zeroed.ts", zero=[(309542, 309542 + 33938)])
+    _, message = _read(path, n_frames=3)
+    assert "1 packet that the demuxer marks as damaged (parts of the data " in message
+    assert "missing), from 1.04 s on" in message

@@ -16,9 +16,10 @@ resident. :func:`read_rows` copies a block of rows and then tells the kernel
 (``madvise(MADV_DONTNEED)``) that the mapping no longer needs those pages; on a
 shared mapping (``mode="r"``, ``"r+"``, ``"w+"``) they stay in the page cache,
 and the file's content is unchanged, so a later read faults them back in.
-Measured: ``VidSageEmbedder.transform`` over a 1M x 1024 float32 memmap peaked
-at the RSS of one block with it, and at the whole file's 4 GB without
-(docs/results.rst, "Out-of-core features and training at 1M nodes").
+Measured on a 1M x 1024 float32 memmap (3.8 GiB) read through by blocks of
+16,384 rows: 3.97 GiB peak RSS with plain copies, 0.29 GiB with
+:func:`read_rows` (docs/results.rst, "Out-of-core features and training at
+1M nodes").
 """
 
 import mmap

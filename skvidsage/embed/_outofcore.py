@@ -24,8 +24,8 @@ from skvidsage.containers import VideoGraph
 __all__ = ["BLOCK_ROWS", "embed_by_blocks", "open_output", "write_output"]
 
 # 16,384 rows of 1024 float32 features are 64 MiB in, 192 MiB out with the
-# default two hops: with the builder's and the embedder's temporaries, a block
-# peaked at about 0.6 GiB above the interpreter's (docs/results.rst, "Out-of-core
+# default two hops: over a 1M x 1024 memmap, transform peaked at 1.62 GiB of
+# RSS, 0.67 GiB above its imports' 0.95 (docs/results.rst, "Out-of-core
 # features and training at 1M nodes").
 BLOCK_ROWS = 16_384
 

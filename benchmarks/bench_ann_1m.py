@@ -18,6 +18,7 @@ Usage::
 
 import argparse
 import json
+import mmap
 import os
 import resource
 import time
@@ -48,7 +49,9 @@ def exact_top10(X, queries):
     best_i = torch.zeros((len(queries), 10), dtype=torch.int64)
     step = 50_000
     for s in range(0, len(X), step):
-        R = torch.nn.functional.normalize(torch.from_numpy(np.array(X[s : s + step])), dim=1)
+        R = torch.nn.functional.normalize(
+            torch.from_numpy(np.array(X[s : s + step])), dim=1
+        )
         sims = Q @ R.T
         inside = (queries >= s) & (queries < s + len(R))
         sims[np.flatnonzero(inside), queries[inside] - s] = -2  # not itself
@@ -56,7 +59,7 @@ def exact_top10(X, queries):
         v, i = torch.cat([best_v, v], 1), torch.cat([best_i, i + s], 1)
         top = torch.topk(v, 10, dim=1).indices
         best_v, best_i = v.gather(1, top), i.gather(1, top)
-        X._mmap.madvise(__import__("mmap").MADV_DONTNEED)
+        X._mmap.madvise(mmap.MADV_DONTNEED)  # as the builder does
     return best_i.numpy()
 
 
@@ -86,9 +89,13 @@ def main():
         b = VideoGraphBuilder(algorithm="brute", **build).fit(R)
         b.transform(R[queries])
         seconds = time.perf_counter() - t0
-        row = {"n": args.n, "algorithm": "brute", "queries": args.n_queries,
-               "seconds": round(seconds, 1),
-               "seconds_all_rows": round(seconds * args.n / args.n_queries, 1)}
+        row = {
+            "n": args.n,
+            "algorithm": "brute",
+            "queries": args.n_queries,
+            "seconds": round(seconds, 1),
+            "seconds_all_rows": round(seconds * args.n / args.n_queries, 1),
+        }
     else:
         t0 = time.perf_counter()
         b = VideoGraphBuilder(algorithm="faiss", n_probe=args.n_probe, **build)
@@ -100,10 +107,16 @@ def main():
             len(set(truth[j]) & set(A.indices[A.indptr[q] : A.indptr[q + 1]]))
             for j, q in enumerate(queries)
         )
-        row = {"n": args.n, "dim": args.dim, "algorithm": "faiss IVF",
-               "n_probe": args.n_probe, "index": repr(b.index_),
-               "seconds": round(seconds, 1), "peak_rss_gib": round(rss, 2),
-               "recall@10": round(hits / (10 * len(queries)), 4)}
+        row = {
+            "n": args.n,
+            "dim": args.dim,
+            "algorithm": "faiss IVF",
+            "n_probe": args.n_probe,
+            "index": repr(b.index_),
+            "seconds": round(seconds, 1),
+            "peak_rss_gib": round(rss, 2),
+            "recall@10": round(hits / (10 * len(queries)), 4),
+        }
     row["load"] = [load0, os.getloadavg()]
     print(json.dumps(row), flush=True)
 

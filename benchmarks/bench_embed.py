@@ -123,7 +123,9 @@ def bench_nodes(args):
     _training._batches = counted
     embedder.fit_network = timed("training (one epoch)", embedder.fit_network)
     embedder.reference_states = timed("reference states", embedder.reference_states)
-    emb = VidSageEmbedder(hidden_dims=(512, 256), max_epochs=1, random_state=0)
+    emb = VidSageEmbedder(
+        hidden_dims=(512, 256), max_epochs=1, full_batch=False, random_state=0
+    )
     _reset_peak()
     t0 = time.perf_counter()
     emb.fit(G)

@@ -532,11 +532,14 @@ def read_frames(
         ``DecodedVideo.issues``), or raise ``VideoDecodeError("damaged
         stream: ...")`` when True. Damage is a file that looks truncated (with
         the targets it could not reach), frames the decoder dropped (with the
-        targets that got a later frame), zero-filled data, frames decoded
-        with errors, and errors FFmpeg conceals; see
-        :mod:`skvidsage.video._damage`. A cut AVI is sampled by its header's
-        length, as the intact file. Only what is decoded is checked: damage
-        in stretches that sampling or seeking skips goes unseen.
+        targets that got a later frame), packets at other times than the
+        AVI index gives, packets the demuxer marks damaged, an impossible
+        frame rate, zero-filled data, frames decoded with errors, and errors
+        FFmpeg conceals; see :mod:`skvidsage.video._damage`. A cut AVI is
+        sampled by its header's length, as the intact file. Only what is
+        decoded is checked: damage in stretches that sampling or seeking
+        skips goes unseen, and so does damaged data the decoder takes
+        without a word (H.264 in MP4 has no checksum).
     seek : {"auto", True, False}, default="auto"
         Seek to the keyframe before each target instead of decoding up to it.
         ``"auto"`` seeks when the container has an index and that keyframe is

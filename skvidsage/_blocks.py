@@ -72,13 +72,22 @@ def row_blocks(X, rows=None):
 
 
 def take_rows(X, idx):
-    """Float32 copy of the rows ``idx`` of ``X`` (pages released after).
+    """Float32 copy of the rows ``idx`` of ``X`` (pages released as it goes).
 
-    Sorted indices read the map in file order.
+    Sorted indices read the map in file order. From a memmap the rows are
+    gathered a few at a time: the kernel maps up to 16 pages around each
+    page read (fault-around), so a gather of 20,000 scattered rows of a
+    100,000 x 1024 map held the whole 400 MB map until released.
     """
-    block = np.array(X[np.asarray(idx)], dtype=np.float32, order="C")
-    release(X)
-    return block
+    idx = np.asarray(idx)
+    if not isinstance(X, np.memmap):
+        return np.array(X[idx], dtype=np.float32, order="C")
+    out = np.empty((len(idx),) + X.shape[1:], dtype=np.float32)
+    step = max(1, block_rows(X) // 16)
+    for start in range(0, len(idx), step):
+        out[start : start + step] = X[idx[start : start + step]]
+        release(X)
+    return out
 
 
 def zero_rows(X):

@@ -10,10 +10,11 @@ Brute force costs ``O(n_queries * n_reference * d)``: about 95 s for a
   cell of each row (12 bytes a video), not the vectors: each cell's rows are
   read from the reference (an array or an ``np.memmap``) when it is scanned,
   and all the queries probing the cell are compared with them in one matrix
-  product. faiss's own ``IndexIVFFlat`` scans the cells query by query: on
-  100,000 clustered 1024-d vectors (256 cells, 1 probed, 2 loaded cores) its
-  search of all rows took 23 s against 4 s here, and it holds a second copy
-  of the vectors (4 GB at 1M x 1024).
+  product. faiss's own ``IndexIVFFlat`` scans the cells query by query (its
+  search of all 100,000 clustered 1024-d rows took 23 s at 1 probe of 256
+  cells, at load average 8 on 2 cores) and holds a second copy of the
+  vectors (4 GB at 1M x 1024); the build here from a 1M x 1024 memmap took
+  205 s in all at 1.6 GiB of RSS (``benchmarks/bench_ann_1m.py``).
 * :class:`HNSWIndex` (``VideoIndex(algorithm="faiss")``): faiss's
   hierarchical navigable small-world graph, fast for single queries.
 

@@ -73,44 +73,37 @@ def load():
 class SGCReference(TransformerMixin, BaseEstimator):
     """``bench_yt8m_quality.sgc`` as a transformer, with ``blocks_``.
 
-    ``fit_transform`` gives the catalogue's rows (its training graph),
-    ``transform`` an unseen video's row, as the quality benchmark does.
+    ``fit_transform`` gives the catalogue's rows (its training graph; a
+    video is never its own neighbour), ``transform`` an unseen video's row,
+    as the quality benchmark does. A subclass sets ``features``, another of
+    that benchmark's ``(X_train, X_eval, same)`` maps, and its block names.
     """
+
+    features = staticmethod(sgc)
+    block_names = ("x", "hop1", "hop2")
 
     def fit(self, X, y=None):
         """Keep the catalogue videos."""
         self.X_ = np.asarray(X, dtype=np.float32)
         d = self.X_.shape[1]
         self.blocks_ = {name: slice(i * d, (i + 1) * d)
-                        for i, name in enumerate(("x", "hop1", "hop2"))}
+                        for i, name in enumerate(self.block_names)}
         return self
 
     def fit_transform(self, X, y=None):
         """Keep the catalogue videos; return their rows."""
-        return sgc(self.fit(X).X_, None, same=True)
+        return self.features(self.fit(X).X_, self.X_, True)
 
     def transform(self, X):
         """Return the rows of unseen videos."""
-        return sgc(self.X_, np.asarray(X, dtype=np.float32), same=False)
+        return self.features(self.X_, np.asarray(X, dtype=np.float32), False)
 
 
 class Mean10Reference(SGCReference):
     """``bench_yt8m_quality.mean10``, ``[x, mean of the 10 nearest]``."""
 
-    def fit(self, X, y=None):
-        """Keep the catalogue videos."""
-        self.X_ = np.asarray(X, dtype=np.float32)
-        d = self.X_.shape[1]
-        self.blocks_ = {"x": slice(0, d), "mean10": slice(d, 2 * d)}
-        return self
-
-    def fit_transform(self, X, y=None):
-        """Keep the catalogue videos; return their rows (never themselves)."""
-        return mean10(self.fit(X).X_, self.X_, same=True)
-
-    def transform(self, X):
-        """Return the rows of unseen videos."""
-        return mean10(self.X_, np.asarray(X, dtype=np.float32), same=False)
+    features = staticmethod(mean10)
+    block_names = ("x", "mean10")
 
 
 # ------------------------------------------------------------------ quality

@@ -1,10 +1,12 @@
 """Video clips the decoding tests encode themselves, and the real ones."""
 
+import warnings
 from fractions import Fraction
 
 import av
 import numpy as np
 
+from skvidsage.video._decode import VideoDecodeWarning, read_frames
 from tests._data import VIDEOS
 
 REAL_CLIPS = sorted(VIDEOS.glob("*")) if VIDEOS.is_dir() else []
@@ -88,3 +90,13 @@ def damaged_copy(path, out, *, cut=None, zero=None, flip=None):
         data[start:stop] = bytes(b ^ 0xFF for b in data[start:stop])
     out.write_bytes(bytes(data[:cut]))
     return out
+
+
+def read_reported(path, **kwargs):
+    """Return read_frames' video and its VideoDecodeWarning's message ('' if none)."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        video = read_frames(path, **kwargs)
+    messages = [str(w.message) for w in record if w.category is VideoDecodeWarning]
+    assert len(messages) <= 1, messages
+    return video, messages[0] if messages else ""

@@ -6,13 +6,12 @@ sampled frame was silently another one (three clean fuzz rows below cosine
 0.95 before: tree.avi zeroed, Megamind.avi overwritten).
 """
 
-import warnings
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from skvidsage.video._decode import VideoDecodeError, VideoDecodeWarning, read_frames
+from skvidsage.video._decode import VideoDecodeError, read_frames
 from tests._clips import (
     REAL_CLIPS,
     VIDEOS,
@@ -20,20 +19,12 @@ from tests._clips import (
     encode_clip,
     frame_indices,
     packet_spans,
+    read_reported,
 )
 
 needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
 MISPLACED = "came out at other times than the file's index gives"
 
-
-def _read(path, **kwargs):
-    """Return read_frames' video and its VideoDecodeWarning's message ('' if none)."""
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        video = read_frames(path, **kwargs)
-    messages = [str(w.message) for w in record if w.category is VideoDecodeWarning]
-    assert len(messages) <= 1, messages
-    return video, messages[0] if messages else ""
 
 
 def test_a_lost_avi_chunk_header_is_reported(tmp_path):
@@ -45,7 +36,7 @@ def test_a_lost_avi_chunk_header_is_reported(tmp_path):
     assert_array_equal(frame_indices(intact.frames), [0, 42, 84])
     pos = {i: p for i, p, _ in packet_spans(clip)}[40]
     path = damaged_copy(clip, tmp_path / "header.avi", zero=[(pos - 8, pos + 16)])
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert_array_equal(frame_indices(video.frames), [0, 39, 84])
     assert message.startswith(f"{path}: damaged stream (3 frames kept): 3 packets ")
     assert (
@@ -72,7 +63,7 @@ def test_damaged_real_avi_is_reported(tmp_path, name, start, stop, fill, first):
     data[start:stop] = bytes(n) if fill == "zero" else np.random.default_rng(0).bytes(n)
     path = tmp_path / name
     path.write_bytes(bytes(data))
-    _, message = _read(path, n_frames=3)
+    _, message = read_reported(path, n_frames=3)
     assert f"{MISPLACED} (the demuxer lost its place" in message
     assert f"the first, which the index puts at {first})" in message
 
@@ -82,7 +73,7 @@ def test_damaged_real_avi_is_reported(tmp_path, name, start, stop, fill, first):
 def test_intact_avi_packets_agree_with_the_index(tmp_path, sampling, seek):
     # B-frames too: FFmpeg's MPEG-4 in AVI reorders times, not positions
     clip = encode_clip(tmp_path / "b.avi", "mpeg4", n=50, gop=12, bf="2")
-    video, message = _read(clip, seek=seek, strict=True, **sampling)
+    video, message = read_reported(clip, seek=seek, strict=True, **sampling)
     assert message == "" and video.issues == ()
 
 
@@ -97,7 +88,7 @@ def test_an_impossible_frame_rate_is_reported(tmp_path):
     data[rate + 3] ^= 0x80
     path = tmp_path / "rate.avi"
     path.write_bytes(bytes(data))
-    _, message = _read(path, n_frames=3)
+    _, message = read_reported(path, n_frames=3)
     assert (
         f"{path}: damaged stream (3 frames kept): impossible frame rate: the "
         "header gives 2147483647 frames per second (damaged header data)"

@@ -5,15 +5,20 @@ duration from the last time stamps left, so the sampled frames moved into
 what remained and nothing was reported (26 of 60 cut copies in a fuzz run).
 """
 
-import warnings
 
 import av
 import pytest
 from numpy.testing import assert_array_equal
 
 from skvidsage.video._damage import _cut_text
-from skvidsage.video._decode import VideoDecodeError, VideoDecodeWarning, read_frames
-from tests._clips import REAL_CLIPS, VIDEOS, damaged_copy, encode_clip
+from skvidsage.video._decode import VideoDecodeError, read_frames
+from tests._clips import (
+    REAL_CLIPS,
+    VIDEOS,
+    damaged_copy,
+    encode_clip,
+    read_reported,
+)
 
 needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
 LAYOUTS = [
@@ -21,15 +26,6 @@ LAYOUTS = [
     ("clip.m2ts", {"mpegts_m2ts_mode": "1"}, 192, "M2TS"),
 ]
 
-
-def _read(path, **kwargs):
-    """Return read_frames' video and its VideoDecodeWarning's message ('' if none)."""
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        video = read_frames(path, **kwargs)
-    messages = [str(w.message) for w in record if w.category is VideoDecodeWarning]
-    assert len(messages) <= 1, messages
-    return video, messages[0] if messages else ""
 
 
 def _ts_clip(path, options):
@@ -58,7 +54,7 @@ def test_ts_cut_inside_a_packet_is_reported(tmp_path, name, options, stride, kin
     assert size % stride == 0
     cut = size // 2 + 100  # inside a packet
     path = damaged_copy(clip, tmp_path / f"cut-{name}", cut=cut)
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert message.startswith(f"{path}: damaged stream (3 frames kept): ")
     assert (
         f"the file looks truncated: it ends inside a {stride}-byte {kind} packet "
@@ -73,7 +69,7 @@ def test_intact_ts_reports_nothing(tmp_path, name, options, stride, kind):
     clip = _ts_clip(tmp_path / name, options)
     assert _cut_text(clip, clip.stat().st_size) == ""
     for sampling in ({"n_frames": 3}, {"sample_rate": 4}, {}):
-        video, message = _read(clip, strict=True, **sampling)
+        video, message = read_reported(clip, strict=True, **sampling)
         assert message == "" and video.issues == ()
 
 
@@ -103,14 +99,14 @@ def test_real_clip_as_ts_cut_is_reported(tmp_path):
     # same frames as the MP4 and no issue; cut, it used to give 3 frames of a
     # shorter clip without a word
     ts = _remux(VIDEOS / "bigbuckbunny.mp4", tmp_path / "bbb.ts")
-    intact, message = _read(ts, n_frames=3)
+    intact, message = read_reported(ts, n_frames=3)
     assert message == "" and intact.issues == ()
     mp4 = read_frames(VIDEOS / "bigbuckbunny.mp4", n_frames=3)
     assert_array_equal(intact.frames, mp4.frames)
     data = ts.read_bytes()
     cut = len(data) * 2 // 3 + 57
     path = damaged_copy(ts, tmp_path / "cut.ts", cut=cut)
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert f"{path}: damaged stream" in message
     assert f"it ends inside a 188-byte MPEG-TS packet ({cut % 188} of its" in message
     assert video.duration < intact.duration  # sampled over what is left
@@ -118,7 +114,7 @@ def test_real_clip_as_ts_cut_is_reported(tmp_path):
     # bytes its header gives
     cut, need, got = _audio_pes_cut(data)
     path = damaged_copy(ts, tmp_path / "cut-pes.ts", cut=cut)
-    _, message = _read(path, n_frames=3)
+    _, message = read_reported(path, n_frames=3)
     assert (
         "the file looks truncated: its last PES packet of stream 0x101 should "
         f"hold {need} bytes by its header but the file ends after {got}"
@@ -142,7 +138,7 @@ def test_real_clip_as_ts_cut_inside_a_picture_is_reported(tmp_path):
     ts = _remux(VIDEOS / "bigbuckbunny.mp4", tmp_path / "bbb.ts")
     data = ts.read_bytes()
     path = damaged_copy(ts, tmp_path / "cut.ts", cut=318472)
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert (
         f"{path}: damaged stream (3 frames kept): the file looks truncated: it ends "
         "inside its last picture (stream 0x100: 898 bytes of it are there, which "
@@ -160,7 +156,7 @@ def test_real_clip_as_ts_cut_inside_a_picture_is_reported(tmp_path):
     ]
     for cut in ends[-40::10]:
         path = damaged_copy(ts, tmp_path / "between.ts", cut=cut)
-        _, message = _read(path, n_frames=3)
+        _, message = read_reported(path, n_frames=3)
         assert "last picture" not in message, cut
 
 
@@ -174,7 +170,7 @@ def test_ts_packets_the_demuxer_marks_damaged_are_reported(tmp_path):
     data[at : at + 188] = bytes(188)
     path = tmp_path / "zeroed.ts"
     path.write_bytes(bytes(data))
-    _, message = _read(path, n_frames=3)
+    _, message = read_reported(path, n_frames=3)
     assert "1 packet that the demuxer marks as damaged (parts of the data " in message
 
 
@@ -184,6 +180,6 @@ def test_real_clip_as_ts_zeroed_is_reported(tmp_path):
     # 3 pictures without a decoder error: clean, cosine below 0.95
     ts = _remux(VIDEOS / "bigbuckbunny.mp4", tmp_path / "bbb.ts")
     path = damaged_copy(ts, tmp_path / "zeroed.ts", zero=[(309542, 309542 + 33938)])
-    _, message = _read(path, n_frames=3)
+    _, message = read_reported(path, n_frames=3)
     assert "1 packet that the demuxer marks as damaged (parts of the data " in message
     assert "missing), from 1.04 s on" in message

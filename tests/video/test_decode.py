@@ -24,6 +24,7 @@ from tests._clips import (
     expected_indices,
     frame_indices,
     packet_spans,
+    read_reported,
 )
 
 needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
@@ -172,15 +173,6 @@ def test_corrupt_bytes_are_reported(tmp_path, clips):
 # -- damage (issue 11) -----------------------------------------------------------
 
 
-def _read(path, **kwargs):
-    """Return read_frames' video and its VideoDecodeWarning's message ('' if none)."""
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        video = read_frames(path, **kwargs)
-    messages = [str(w.message) for w in record if w.category is VideoDecodeWarning]
-    assert len(messages) <= 1, messages
-    return video, messages[0] if messages else ""
-
 
 def _frame_times(clip):
     return {i: (pos, size) for i, pos, size in packet_spans(clip)}
@@ -191,7 +183,7 @@ def test_cut_avi_is_sampled_by_its_header_and_reported(tmp_path, clips):
     # targets moved into it and nothing was reported
     clip = clips["mpeg4.avi"]
     path = damaged_copy(clip, tmp_path / "cut.avi", cut=clip.stat().st_size // 2)
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert message.startswith(f"{path}: damaged stream (2 frames kept): ")
     assert "the file looks truncated: it should be " in message
     assert "its header gives 125 frames (5.00 s)" in message
@@ -206,7 +198,7 @@ def test_cut_avi_is_sampled_by_its_header_and_reported(tmp_path, clips):
 def test_cut_megamind_bugy_is_reported(tmp_path):
     # the issue's case: head -c 100000 Megamind_bugy.avi; PyAV says 1.03 s
     path = damaged_copy(VIDEOS / "Megamind_bugy.avi", tmp_path / "t.avi", cut=100_000)
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert f"{path}: damaged stream" in message and "looks truncated" in message
     assert "270 frames (9.00 s)" in message
     assert "the frames for 3.00 s, 6.00 s could not be reached" in message
@@ -222,7 +214,7 @@ def test_cut_mp4_with_its_index_first_is_reported(tmp_path):
     )
     size = clip.stat().st_size
     path = damaged_copy(clip, tmp_path / "cut.mp4", cut=size * 9 // 10)
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert "looks truncated: it should be" in message
     assert f"long by its MP4 box sizes but has {size * 9 // 10}" in message
     assert_array_equal(video.frames, read_frames(clip, n_frames=3).frames)
@@ -248,7 +240,7 @@ def test_frames_that_do_not_decode_are_named_with_the_times(tmp_path, clips, see
     spans = _frame_times(clip)
     zero = [(spans[i][0], sum(spans[i])) for i in range(40, 48)]
     path = damaged_copy(clip, tmp_path / "holes.mp4", zero=zero)
-    video, message = _read(path, n_frames=3, seek=seek)
+    video, message = read_reported(path, n_frames=3, seek=seek)
     assert_array_equal(frame_indices(video.frames), [0, 48, 84])
     assert "frames could not be decoded (FFmpeg gave no picture): 1.60-" in message
     assert "1.67 s got the frame at 1.92 s, not the one at 1.68 s" in message
@@ -262,7 +254,7 @@ def test_zeroed_bikes_reports_the_frame_it_took_instead(tmp_path):
     # the issue's case: bytes 142504-208039 zeroed; 3.33 s got 4.08 s silently
     zero = [(142504, 208040)]
     path = damaged_copy(VIDEOS / "bikes.mp4", tmp_path / "bikes.mp4", zero=zero)
-    video, message = _read(path, n_frames=3)
+    video, message = read_reported(path, n_frames=3)
     assert_allclose(video.timestamps, [0.0, 4.08, 6.68])
     assert "3.33 s got the frame at 4.08 s, not the one at 3.36 s" in message
 
@@ -273,7 +265,7 @@ def test_zero_filled_data_the_decoder_takes_silently_is_reported(tmp_path):
     # without an error, yet the featurizer row's cosine to the intact one is 0.6
     zero = [(43349, 87263)]
     path = damaged_copy(VIDEOS / "bigbuckbunny.mp4", tmp_path / "bbb.mp4", zero=zero)
-    _, message = _read(path, n_frames=3)
+    _, message = read_reported(path, n_frames=3)
     assert "zero-filled data (as in an unfinished download): 1 packet from 0.00 s" in (
         message
     )
@@ -286,7 +278,7 @@ def test_damage_between_a_keyframe_and_its_target_counts_after_a_seek(tmp_path, 
     pos, size = _frame_times(clip)[49]
     path = damaged_copy(clip, tmp_path / "flip.avi", flip=[(pos + 8, pos + size - 4)])
     for seek in ("auto", False):
-        _, message = _read(path, sample_rate=0.5, seek=seek)
+        _, message = read_reported(path, sample_rate=0.5, seek=seek)
         assert "corrupt picture data: FFmpeg guessed the damaged parts" in message
 
 
@@ -310,7 +302,7 @@ def test_ffmpeg_messages_come_in_plain_words(tmp_path, clips):
         data[offset] ^= 0xFF
     path = tmp_path / "flipped.avi"
     path.write_bytes(bytes(data))
-    video, message = _read(path)
+    video, message = read_reported(path)
     assert video.issues and all(
         issue.lstrip("0123456789 ").startswith(PLAIN) for issue in video.issues
     ), video.issues
@@ -383,7 +375,7 @@ def test_intact_clips_of_other_codecs_report_nothing(tmp_path, name, codec, enco
     path = encode_clip(tmp_path / name, codec, n=50, gop=12, size=(96, 128), **encoder)
     for sampling in ({"n_frames": 8}, {"sample_rate": 4}, {}):
         for seek in (True, False):
-            video, message = _read(path, seek=seek, **sampling)
+            video, message = read_reported(path, seek=seek, **sampling)
             assert message == "" and video.issues == (), (sampling, seek, message)
 
 
@@ -394,7 +386,7 @@ def test_real_clips_report_no_damage(path):
     # only: every frame decodes without an error
     for sampling in ({"n_frames": 3}, {"sample_rate": 1}, {"sample_rate": 30}):
         for seek in ("auto", False):
-            video, message = _read(path, seek=seek, strict=True, **sampling)
+            video, message = read_reported(path, seek=seek, strict=True, **sampling)
             assert message == "" and video.issues == ()
 
 

@@ -7,6 +7,7 @@ row at zero (as ``sklearn.preprocessing.normalize`` does) and warn, naming the
 rows, through :func:`warn_zero_rows`, the one place that decides it.
 """
 
+import contextvars
 import sys
 import warnings
 
@@ -14,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "ZeroRowWarning",
+    "ZeroRowsByBlocks",
     "check_graph_feature_names",
     "warn_zero_rows",
     "warn_zero_rows_at_caller",
@@ -66,22 +68,95 @@ def warn_zero_rows(X, *, owner, name="X", stacklevel=3):
         zero = np.asarray(abs(X).sum(axis=1)).ravel() == 0
     else:
         zero = ~np.any(np.asarray(X) != 0, axis=1)
-    n = int(zero.sum())
-    if n:
-        rows = np.flatnonzero(zero)
-        shown = ", ".join(map(str, rows[:_SHOWN])) + (", ..." if n > _SHOWN else "")
-        warnings.warn(
-            f"{owner}: {n} row{'s' if n > 1 else ''} of {name} "
-            f"{'have' if n > 1 else 'has'} norm 0 (row{'s' if n > 1 else ''} "
-            f"{shown}): no direction after L2 normalisation, so such a row "
-            "stays all zero, at distance 1 from every non-zero video, and its "
-            "similarity links and embedding say nothing about its content. "
-            "Drop or fix those videos, or filter ZeroRowWarning if that is "
-            "intended.",
-            ZeroRowWarning,
-            stacklevel=stacklevel,
-        )
+    rows = np.flatnonzero(zero)
+    blocks = _BLOCKS.get()
+    if blocks is not None:
+        blocks.add(owner, name, rows)
+    elif len(rows):
+        _warn_rows(rows, owner, name, stacklevel + 1)
     return zero
+
+
+def _warn_rows(rows, owner, name, stacklevel):
+    n = len(rows)
+    shown = ", ".join(map(str, rows[:_SHOWN])) + (", ..." if n > _SHOWN else "")
+    warnings.warn(
+        f"{owner}: {n} row{'s' if n > 1 else ''} of {name} "
+        f"{'have' if n > 1 else 'has'} norm 0 (row{'s' if n > 1 else ''} "
+        f"{shown}): no direction after L2 normalisation, so such a row "
+        "stays all zero, at distance 1 from every non-zero video, and its "
+        "similarity links and embedding say nothing about its content. "
+        "Drop or fix those videos, or filter ZeroRowWarning if that is "
+        "intended.",
+        ZeroRowWarning,
+        stacklevel=stacklevel,
+    )
+
+
+_BLOCKS = contextvars.ContextVar("skvidsage_zero_row_blocks", default=None)
+
+
+class ZeroRowsByBlocks:
+    """Gather the zero-row warnings of an input handled block by block.
+
+    Inside ``with ZeroRowsByBlocks() as blocks:``, :func:`warn_zero_rows`
+    records the rows instead of warning, shifted by ``blocks.start`` (set it
+    to each block's first row); on a normal exit one warning per owner and
+    name names the rows of the whole input, as one call on all of it would
+    (pointed at the first frame outside skvidsage and scikit-learn).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> X = np.array([[1.0], [0.0], [2.0], [0.0]])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     with ZeroRowsByBlocks() as blocks:
+    ...         for start in (0, 2):
+    ...             blocks.start = start
+    ...             _ = warn_zero_rows(X[start : start + 2], owner="demo")
+    >>> len(caught), str(caught[0].message)[:37]
+    (1, 'demo: 2 rows of X have norm 0 (rows 1')
+    """
+
+    def __init__(self):
+        self._rows, self._token = {}, None
+        self.start = 0
+
+    @property
+    def start(self):
+        """First row of the current block in the whole input."""
+        return self._start
+
+    @start.setter
+    def start(self, value):
+        self._start, self._calls = value, {}
+
+    def add(self, owner, name, rows):
+        """Record ``rows`` (of the current block) for ``owner`` and ``name``.
+
+        Every block makes the same checks in the same order, so the ``j``-th
+        check of an owner in a block is the same check as in the others (two
+        graph builders of a classifier, say): each gets its own warning.
+        """
+        j = self._calls.get((owner, name), 0)
+        self._calls[(owner, name)] = j + 1
+        self._rows.setdefault((owner, name, j), []).append(rows + self._start)
+
+    def __enter__(self):
+        self._token = _BLOCKS.set(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _BLOCKS.reset(self._token)
+        if exc_type is not None:
+            return False
+        for (owner, name, _), parts in self._rows.items():
+            rows = np.concatenate(parts)
+            if len(rows):  # 1: _warn_rows, 2: here, 3: the with statement
+                _warn_rows(rows, owner, name, _user_level(sys._getframe(1), 3))
+        return False
 
 
 def warn_zero_rows_at_caller(X, *, owner, name="X"):
@@ -93,12 +168,21 @@ def warn_zero_rows_at_caller(X, *, owner, name="X"):
     first frame outside skvidsage and scikit-learn rather than to a fixed
     depth.
     """
-    frame, level = sys._getframe(1), 3  # 1: warn_zero_rows, 2: here, 3: caller
+    # 1: warn_zero_rows, 2: here, 3: the caller
+    level = _user_level(sys._getframe(1), 3)
+    return warn_zero_rows(X, owner=owner, name=name, stacklevel=level)
+
+
+def _user_level(frame, level):
+    """``stacklevel`` of the first frame outside skvidsage and scikit-learn.
+
+    ``frame`` is the frame at stack level ``level``.
+    """
     while frame is not None and frame.f_globals.get("__name__", "").partition(
         "."
     )[0] in ("skvidsage", "sklearn"):
         frame, level = frame.f_back, level + 1
-    return warn_zero_rows(X, owner=owner, name=name, stacklevel=level)
+    return level
 
 
 def check_graph_feature_names(fitted, names, owner):

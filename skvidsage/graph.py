@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from skvidsage._ann import IVFIndex, choose_algorithm, ivf_edges
-from skvidsage._blocks import is_out_of_core, release
+from skvidsage._blocks import release
 from skvidsage._device import DeviceStateMixin, resolve_device, usable_device
 from skvidsage._graph_input import (
     similarity_features,
@@ -25,15 +25,14 @@ from skvidsage._graph_input import (
     warn_zero_similarity_rows,
 )
 from skvidsage._neighbors import (
-    auto_tau,
-    auto_tau_streamed,
     build_edges,
     encode_object_sets,
-    normalize_rows,
+    normalized_reference,
     rbf_weight,
     similarity_weight,
     vocabulary,
 )
+from skvidsage._tau import learn_tau
 from skvidsage.containers import VideoFeatures, VideoGraph
 
 __all__ = ["VideoGraphBuilder"]
@@ -244,9 +243,10 @@ class VideoGraphBuilder(
     :math:`10^{-6}` for most pairs, but up to :math:`10^{-3}` for
     near-duplicates (:math:`g > 0.999`), whose order is thus arbitrary.
     Exact ties in the float32 similarity go to the lower reference index.
-    The weights ``visual_weight="similarity"`` of the chosen links use
-    :math:`g` recomputed directly as :math:`1 - \lVert f_u - f_v \rVert`
-    (float32 accurate: two videos in the same direction weigh exactly 1).
+    The weights of the chosen links use the distance recomputed directly as
+    :math:`\lVert f_u - f_v \rVert` where :math:`\cos > 0.9` (float32
+    accurate: two videos in the same direction weigh exactly 1), and
+    :math:`\sqrt{2 - 2\cos}`, off by under :math:`3 \cdot 10^{-6}`, elsewhere.
 
     Each block of ``batch_size`` queries costs one ``(batch_size, d) @ (d,
     n_reference)`` product and a ``topk`` on the device; memory is
@@ -439,11 +439,7 @@ class VideoGraphBuilder(
         if warn:
             self._warn_zero_rows(similar, "transform")
         n_ref = self.reference_.shape[0]
-        batch_size = self.batch_size
-        if batch_size == "auto":
-            # the Jaccard path holds several more block-sized temporaries
-            values = _AUTO_BLOCK_VALUES if semantic is None else _AUTO_BLOCK_VALUES // 4
-            batch_size = max(1, values // n_ref)
+        batch_size = self._block_rows()
         device = usable_device(self.device_, type(self).__name__)
         rules = dict(
             tau=self.tau_,
@@ -458,7 +454,7 @@ class VideoGraphBuilder(
             )
             return self._graph(features, *csr)
         with torch.inference_mode():
-            R, _ = normalize_rows(self.reference_, device)
+            R, _ = normalized_reference(self.reference_, device)
             release(self.reference_)
             indptr, indices, data = build_edges(
                 similar,
@@ -472,6 +468,15 @@ class VideoGraphBuilder(
             )
             del R
         return self._graph(features, indptr, indices, data)
+
+    def _block_rows(self):
+        """Query rows per block of ``transform``: ``batch_size``, resolved."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        # the Jaccard path (object sets, as in fit) holds more such temporaries
+        semantic = self.object_sets_ is not None
+        values = _AUTO_BLOCK_VALUES // 4 if semantic else _AUTO_BLOCK_VALUES
+        return max(1, values // self.reference_.shape[0])
 
     def _graph(self, features, indptr, indices, data):
         """Return the VideoGraph of the CSR arrays (sorted indices)."""
@@ -564,11 +569,7 @@ class VideoGraphBuilder(
 
         "Other" as in ``transform``: exact copies of a video do not count.
         """
-        if is_out_of_core(self.reference_):
-            return auto_tau_streamed(
-                self.reference_, self.n_neighbors, self.device_, _AUTO_BLOCK_VALUES
-            )
-        return auto_tau(
+        return learn_tau(
             self.reference_, self.n_neighbors, self.device_, _AUTO_BLOCK_VALUES
         )
 

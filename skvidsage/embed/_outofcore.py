@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from skvidsage._checks import ZeroRowWarning, warn_zero_rows_at_caller
+from skvidsage._checks import ZeroRowsByBlocks, warn_zero_rows_at_caller
 from skvidsage._ondisk import NpyWriter, read_rows, write_rows
 from skvidsage.containers import VideoGraph
 
@@ -61,10 +61,6 @@ def write_output(out, Z):
     return target.close() if isinstance(target, NpyWriter) else target
 
 
-def _zero_rows(rows):
-    return ~np.any(rows != 0, axis=1)
-
-
 def embed_by_blocks(emb, X, out, block_rows=None):
     """Embed ``X`` (features or a VideoGraph) block by block into ``out``.
 
@@ -97,43 +93,39 @@ def embed_by_blocks(emb, X, out, block_rows=None):
             )
     n = source.shape[0]
     target = open_output(out, n, emb._n_features_out)
-    zero = np.zeros(n, dtype=bool)
     try:
-        for start in range(0, max(n, 1), block_rows):
-            stop = min(start + block_rows, n)
-            rows = read_rows(source, start, stop)
-            with warnings.catch_warnings():
-                # named once below, for rows of the whole input
-                warnings.filterwarnings("ignore", category=ZeroRowWarning)
-                if start > 0 or graph_input:
-                    # said by the first block's check, once; a VideoGraph's
-                    # names were checked above, not its array's
-                    warnings.filterwarnings("ignore", _NO_NAMES)
-                if graph_input:
-                    features = validate_data(emb, rows, dtype=np.float32, reset=False)
-                    adjacency = X.adjacency[start:stop]
-                    zero[start:stop] = _zero_rows(features)
-                else:
-                    builder = emb.graph_builder_
-                    features, adjacency = emb._build_graph(rows, builder, reset=False)
-                    similar = builder._similarity_features(features)
-                    zero[start:stop] = _zero_rows(similar)
-            write_rows(target, start, emb._embed(features, adjacency))
-            del rows, features, adjacency
+        # zero rows named once, for rows of the whole input
+        with ZeroRowsByBlocks() as blocks:
+            for start in range(0, max(n, 1), block_rows):
+                blocks.start = start
+                stop = min(start + block_rows, n)
+                rows = read_rows(source, start, stop)
+                with warnings.catch_warnings():
+                    if start > 0 or graph_input:
+                        # said by the first block's check, once; a VideoGraph's
+                        # names were checked above, not its array's
+                        warnings.filterwarnings("ignore", _NO_NAMES)
+                    if graph_input:
+                        features = validate_data(
+                            emb, rows, dtype=np.float32, reset=False
+                        )
+                        adjacency = X.adjacency[start:stop]
+                        warn_zero_rows_at_caller(
+                            features,
+                            owner=f"{owner}.transform",
+                            name="the VideoGraph's features",
+                        )
+                    else:
+                        builder = emb.graph_builder_
+                        features, adjacency = emb._build_graph(
+                            rows, builder, reset=False
+                        )
+                write_rows(target, start, emb._embed(features, adjacency))
+                del rows, features, adjacency
     except BaseException:
         if isinstance(target, NpyWriter):
             target.abort()
         raise
-    if zero.any():
-        flags = (~zero).astype(np.uint8)[:, None]  # the same rows are zero
-        if graph_input:
-            warn_zero_rows_at_caller(
-                flags,
-                owner=f"{owner}.transform",
-                name="the VideoGraph's features",
-            )
-        else:
-            emb.graph_builder_._warn_zero_rows(flags, "transform")
     if isinstance(target, NpyWriter):
         return target.close()
     return target

@@ -388,8 +388,7 @@ def _scan(queries, cell, k, exclude):
         vals, pos = torch.sort(c, dim=1, descending=True, stable=True)
     del c
     rows = torch.arange(len(Qn), device=Qn.device).repeat_interleave(w)
-    d = _pair_distance(Qn, Rn, rows, pos.reshape(-1), vals.reshape(-1))
-    d = d.reshape(len(Qn), w)
+    d = _pair_distance(Qn, Rn, rows, pos.reshape(-1)).reshape(len(Qn), w)
     missing = vals == -torch.inf
     pos[missing] = -1
     d[missing] = torch.inf

@@ -38,7 +38,7 @@ def auto_tau(reference, n_neighbors, device, block_values, sample=2000):
             tau=2.0,  # no threshold: exactly the k nearest others
             n_neighbors=k,
             max_degree=k,
-            visual_weight=similarity_weight,  # (1 + g) / 2, g to 3e-6
+            visual_weight=similarity_weight,  # (1 + g) / 2, g exact
             batch_size=max(1, block_values // n),
             device=device,
         )

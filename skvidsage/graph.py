@@ -243,10 +243,9 @@ class VideoGraphBuilder(
     :math:`10^{-6}` for most pairs, but up to :math:`10^{-3}` for
     near-duplicates (:math:`g > 0.999`), whose order is thus arbitrary.
     Exact ties in the float32 similarity go to the lower reference index.
-    The weights of the chosen links use the distance recomputed directly as
-    :math:`\lVert f_u - f_v \rVert` where :math:`\cos > 0.9` (float32
-    accurate: two videos in the same direction weigh exactly 1), and
-    :math:`\sqrt{2 - 2\cos}`, off by under :math:`3 \cdot 10^{-6}`, elsewhere.
+    The weights ``visual_weight="similarity"`` of the chosen links use
+    :math:`g` recomputed directly as :math:`1 - \lVert f_u - f_v \rVert`
+    (float32 accurate: two videos in the same direction weigh exactly 1).
 
     Each block of ``batch_size`` queries costs one ``(batch_size, d) @ (d,
     n_reference)`` product and a ``topk`` on the device; memory is

@@ -374,10 +374,9 @@ def test_blocking_does_not_change_the_graph(with_sets, visual_weight):
     ]
     for G in graphs[1:]:
         # BLAS rounds the similarity products in a shape-dependent order, which
-        # could only swap near-tied neighbours (none here); weights come from
-        # those products too (the direct distance only for cosines above
-        # 0.9), so they match to float32 rounding, binary ones exactly
-        _assert_same_graph(graphs[0], G, exact=visual_weight == "binary")
+        # could only swap near-tied neighbours (none here); the weights are
+        # recomputed per link from the two rows, so they match exactly
+        _assert_same_graph(graphs[0], G)
 
 
 def test_rows_are_independent_of_each_other():
@@ -945,31 +944,25 @@ def test_video_graph_feature_names_are_checked():
         VideoGraph(np.ones((2, 2)), sp.csr_matrix(A), feature_names=[0, 1])
 
 
-def test_link_weights_from_the_cosine_match_the_direct_distance():
-    # issue 9: the distance of a link is sqrt(2 - 2c) unless c > 0.9, where
-    # float32 loses digits; both agree to float32 rounding, and a near-copy
-    # keeps its exact distance
-    from skvidsage._neighbors import _cosine_block, _pair_distance
+def test_link_distances_do_not_depend_on_the_chunk_of_pairs():
+    # issue 9: distances in chunks that stay in the cache, the same values
+    from skvidsage._neighbors import _pair_distance
 
     rng = np.random.RandomState(0)
-    R = rng.randn(300, 1024).astype(np.float32)
-    Q = np.vstack([rng.randn(20, 1024), R[:5] + 1e-3 * rng.randn(5, 1024)])
-    Qn = torch.nn.functional.normalize(torch.tensor(Q, dtype=torch.float32), dim=1)
-    Rn = torch.nn.functional.normalize(torch.tensor(R), dim=1)
-    ones_q, ones_r = torch.ones(len(Qn), dtype=bool), torch.ones(len(Rn), dtype=bool)
-    c = _cosine_block(Qn, ones_q, Rn, ones_r, False)
-    rows = torch.arange(len(Qn)).repeat_interleave(300)
-    cols = torch.arange(300).repeat(len(Qn))
-    direct = _pair_distance(Qn, Rn, rows, cols)
-    mixed = _pair_distance(Qn, Rn, rows, cols, c[rows, cols])
+    unit = torch.nn.functional.normalize
+    Qn = unit(torch.tensor(rng.randn(30, 1024), dtype=torch.float32), dim=1)
+    Rn = unit(torch.tensor(rng.randn(200, 1024), dtype=torch.float32), dim=1)
+    rows = torch.arange(30).repeat_interleave(200)
+    cols = torch.arange(200).repeat(30)
+    whole = _pair_distance(Qn, Rn, rows, cols, max_values=2**30)
+    for values in (2**20, 5000, 1):
+        np.testing.assert_array_equal(
+            _pair_distance(Qn, Rn, rows, cols, max_values=values), whole
+        )
     exact = np.linalg.norm(
         Qn.double().numpy()[rows] - Rn.double().numpy()[cols], axis=1
     )
-    assert np.abs(mixed.numpy() - exact).max() < 3e-6
-    near = (c[rows, cols] > 0.9).numpy()
-    assert near.sum() == 5  # the near-copies, recomputed from their rows
-    np.testing.assert_array_equal(mixed.numpy()[near], direct.numpy()[near])
-    assert np.abs(direct.numpy()[near] - exact[near]).max() < 1e-6
+    assert np.abs(whole.numpy() - exact).max() < 1e-6
 
 
 def test_shared_blocks_are_reused_only_for_the_same_arrays(monkeypatch):
@@ -995,7 +988,7 @@ def test_shared_blocks_are_reused_only_for_the_same_arrays(monkeypatch):
             b.transform(other).toarray(), clone(b).fit(X).transform(other).toarray()
         )
         assert len(calls) == 3
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=True):
         np.testing.assert_array_equal(g, e)
     a.transform(Q), a.transform(Q)  # outside: nothing kept
     assert len(calls) == 5

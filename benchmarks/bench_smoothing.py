@@ -82,20 +82,19 @@ def main(argv=None):
             LogisticRegression(max_iter=1000, C=args.C), n_jobs=args.n_jobs
         )
 
-    def best():
-        return GraphSmoothingClassifier(
-            make_pipeline(VidSageEmbedder(), head()), smoothing=args.smoothing
-        )
-
-    def best_50():
-        # the label graph the quality protocol chose at full size (``mean_rgb``)
-        graph = VideoGraphBuilder(
-            n_neighbors=50, max_degree=50, visual_weight="rbf", gamma=10.0
-        )
+    def best(graph=None):
         return GraphSmoothingClassifier(
             make_pipeline(VidSageEmbedder(), head()),
             graph=graph,
             smoothing=args.smoothing,
+        )
+
+    def best_50():
+        # the label graph the quality protocol chose at full size (``mean_rgb``)
+        return best(
+            VideoGraphBuilder(
+                n_neighbors=50, max_degree=50, visual_weight="rbf", gamma=10.0
+            )
         )
 
     X, Y, X_test, Y_test, _ = load_split(args.data, "rgb", drop_unlabelled=False)

@@ -141,10 +141,10 @@ class GraphOperator:
         # row's links in its own order, so a row's result does not depend on
         # the other rows
         dtype = np.result_type(*reference_powers) if reference_powers else np.float64
-        S_q = S_q.astype(dtype, copy=False)
+        S_q, s_qq = S_q.astype(dtype, copy=False), s_qq.astype(dtype)[:, None]
         out, current = [], np.asarray(x, dtype=dtype)
         for ref in reference_powers:
-            current = S_q @ ref + s_qq.astype(dtype)[:, None] * current
+            current = S_q @ ref + s_qq * current
             out.append(current)
         return out
 

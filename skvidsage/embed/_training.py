@@ -7,6 +7,7 @@ knows nothing of parameter validation.
 import contextlib
 import dataclasses
 import math
+import threading
 
 import numpy as np
 import torch
@@ -20,6 +21,14 @@ from skvidsage.embed._sampler import (
 )
 from skvidsage.embed.nn import VidSageNet
 
+# torch's deterministic switch is process-wide: threads inside
+# ``deterministic`` (Dask's threaded workers, each embedding a partition)
+# share one switch, set by the first to enter and restored by the last to
+# leave (saved and restored per thread, an early leaver restored "off" under
+# a thread still inside, or a late one left it "on")
+_SWITCH = threading.Lock()
+_USERS = {"count": 0, "saved": None}
+
 
 @contextlib.contextmanager
 def deterministic(device):
@@ -27,18 +36,28 @@ def deterministic(device):
 
     Some CPU scatter reductions (used by message passing) add in a
     thread-dependent order; the deterministic ones make a seeded fit
-    reproducible bit for bit. On CUDA nothing is changed.
+    reproducible bit for bit. On CUDA nothing is changed. Safe to enter
+    from several threads at once (see ``_SWITCH``).
     """
     if device.type != "cpu":
         yield
         return
-    before = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True)
+    with _SWITCH:
+        if _USERS["count"] == 0:
+            _USERS["saved"] = (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+            )
+            torch.use_deterministic_algorithms(True)
+        _USERS["count"] += 1
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+        with _SWITCH:
+            _USERS["count"] -= 1
+            if _USERS["count"] == 0:
+                before, warn_only = _USERS["saved"]
+                torch.use_deterministic_algorithms(before, warn_only=warn_only)
 
 
 def warmup_cosine(step, *, warmup_steps, total_steps):

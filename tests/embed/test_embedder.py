@@ -646,3 +646,34 @@ def test_sklearn_set_output_and_feature_names_checks(check):
         VidSageEmbedder(hidden_dims=(4,), hops=1, max_epochs=2, random_state=0),
     ):
         check(type(est).__name__, est)
+
+
+def test_deterministic_switch_is_restored_when_threads_overlap():
+    # Dask's threaded workers embed partitions at once: the last to leave
+    # restores the switch (per-thread restores left it on; test_distributed)
+    import threading
+
+    from skvidsage.embed._training import deterministic
+
+    cpu = torch.device("cpu")
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with deterministic(cpu):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def second():
+        a_in.wait(5)
+        with deterministic(cpu):
+            b_in.set()
+            a_out.wait(5)
+            assert torch.are_deterministic_algorithms_enabled()  # still inside
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not torch.are_deterministic_algorithms_enabled()

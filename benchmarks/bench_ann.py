@@ -68,6 +68,10 @@ def _exact_top10(X, queries):
     return np.concatenate(out)
 
 
+def _probes(value):
+    return value if value == "auto" else int(value)
+
+
 def _row(spec, dim, algorithm, n_probe, n_queries):
     """Child process: build one graph, print a JSON row."""
     import torch
@@ -99,6 +103,7 @@ def _row(spec, dim, algorithm, n_probe, n_queries):
                 "dim": X.shape[1],
                 "algorithm": algorithm,
                 "n_probe": getattr(index, "n_probe", None),
+                "recall_estimate": getattr(index, "recall", None),
                 "seconds": round(seconds, 1),
                 "peak_rss_gib": round(rss / 1024, 2),
                 "recall@10": round(hits / (10 * len(queries)), 4),
@@ -113,14 +118,15 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000])
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--brute", type=int, nargs="*", default=[50_000, 100_000])
-    parser.add_argument("--n-probe", type=int, nargs="*", default=[64])
+    parser.add_argument("--n-probe", type=_probes, nargs="*", default=["auto"],
+                        help='cells probed: numbers, or "auto" (the default)')
     parser.add_argument("--n-queries", type=int, default=2000)
     parser.add_argument("--json", default=None)
     parser.add_argument("--_row", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._row:
         spec, dim, algorithm, probe = args._row
-        _row(spec, int(dim), algorithm, int(probe), args.n_queries)
+        _row(spec, int(dim), algorithm, _probes(probe), args.n_queries)
         return
     env = dict(os.environ)
     plan = []
@@ -145,7 +151,7 @@ def main():
     if brute:
         n0 = max(brute)
         print(f"\nbrute force extrapolated as n^2 from n={n0} ({brute[n0]} s)")
-    print(f"{'data':>20} {'n':>9} {'dim':>5} {'algo':>6} {'ef':>6} "
+    print(f"{'data':>20} {'n':>9} {'dim':>5} {'algo':>6} {'probes':>6} "
           f"{'s':>8} {'RSS GiB':>8} {'recall@10':>9} {'vs brute':>9}")
     for r in rows:
         ratio = ""

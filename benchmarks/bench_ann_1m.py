@@ -69,7 +69,7 @@ def main():
     p.add_argument("path")
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=1024)
-    p.add_argument("--n-probe", type=int, default=1)
+    p.add_argument("--n-probe", default="auto", help='cells probed, or "auto"')
     p.add_argument("--n-queries", type=int, default=1000)
     args = p.parse_args()
     if args.mode == "gen":
@@ -98,7 +98,8 @@ def main():
         }
     else:
         t0 = time.perf_counter()
-        b = VideoGraphBuilder(algorithm="faiss", n_probe=args.n_probe, **build)
+        n_probe = args.n_probe if args.n_probe == "auto" else int(args.n_probe)
+        b = VideoGraphBuilder(algorithm="faiss", n_probe=n_probe, **build)
         A = b.fit_transform(X).adjacency
         seconds = time.perf_counter() - t0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -111,7 +112,8 @@ def main():
             "n": args.n,
             "dim": args.dim,
             "algorithm": "faiss IVF",
-            "n_probe": args.n_probe,
+            "n_probe": b.index_.n_probe,
+            "recall_estimate": b.index_.recall,
             "index": repr(b.index_),
             "seconds": round(seconds, 1),
             "peak_rss_gib": round(rss, 2),

@@ -21,7 +21,10 @@ is several times faster.
   log-odds update ``logit p + a log((v + eps) / (prior + eps))``, a geometric
   blend ``p^(1-a) (v + 0.01)^a``; and neighbours found in the head's
   prediction space (5-fold out-of-fold scores of the training videos;
-  cosine of ``sqrt p``, of the logits, of ``p``) instead of the features.
+  cosine of ``sqrt p``, of the logits, of ``p``) instead of the features;
+  and the vote as features of the head (stacking: ``[x, s v]``, each
+  training video's vote from its 20 nearest other training videos, ``s`` in
+  0.25-1), alone and blended once more with the vote.
 - ``grace``: a GRACE-style self-supervised objective (Zhu et al. 2020): a
   2-layer GCN over the symmetrised 10-NN training graph (256 units, ELU),
   two views with edges dropped (0.2, 0.4) and feature columns masked (0.3,
@@ -161,6 +164,21 @@ def votes(X, Y, Xv, Yv):
                 for a in (0.2, 0.3, 0.5):
                     spaces[(C, f"{space} {k}-NN a={a}")] = (1 - a) * P + a * V2
     tuned("prediction-space neighbours", spaces, Yv)
+    # the vote as features of the head (stacking): each training video's vote
+    # of its 20 nearest other training videos, the vote block scaled by s
+    S = x @ x.T
+    np.fill_diagonal(S, -np.inf)  # a training video does not vote for itself
+    i_tr, s_tr = top(S, 20)
+    del S
+    Vt = weighted_vote(Y, i_tr, s_tr, 20, 5.0)
+    stacked = {s: {C: head(np.hstack([x, s * Vt]), Y, C, np.hstack([xv, s * V]))
+                   for C in C_GRID} for s in (0.25, 0.5, 1.0)}
+    tuned("stacked [x, s vote]", {
+        (C, f"s={s}"): P for s, by_C in stacked.items() for C, P in by_C.items()}, Yv)
+    tuned("stacked, then blended", {
+        (C, f"s={s} a={a}"): (1 - a) * P + a * V
+        for s, by_C in stacked.items() for C, P in by_C.items()
+        for a in (0.1, 0.2, 0.3)}, Yv)
 
 
 class _GCN(torch.nn.Module):

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import make_blobs
 
 import skvidsage
@@ -12,6 +13,7 @@ from skvidsage.containers import VideoFeatures
 from skvidsage.graph import VideoGraphBuilder
 
 pytest.importorskip("faiss")
+_CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,55 @@ def test_default_probes_find_nearly_every_link(blobs):
         for a, b in zip(_links(brute.adjacency), _links(ann.adjacency), strict=True)
     )
     assert hits / brute.adjacency.nnz >= 0.95
+
+
+def _recall(A, B):
+    hits = sum(len(a & b) for a, b in zip(_links(A), _links(B), strict=True))
+    return hits / B.nnz
+
+
+def test_auto_probes_reach_the_recall_target_where_a_fixed_count_does_not():
+    # unclustered vectors: the worst case of cells (8 of 77 find ~0.58)
+    X = np.random.default_rng(0).standard_normal((6000, 32)).astype(np.float32)
+    params = dict(tau=2.0, n_neighbors=10, max_degree=10)
+    exact = VideoGraphBuilder(algorithm="brute", **params).fit_transform(X).adjacency
+    fixed = VideoGraphBuilder(algorithm="faiss", n_probe=8, **params)
+    assert _recall(fixed.fit_transform(X).adjacency, exact) < 0.9
+    assert fixed.index_.recall is None
+    auto = VideoGraphBuilder(algorithm="faiss", **params)
+    recall = _recall(auto.fit_transform(X).adjacency, exact)
+    assert recall >= skvidsage._ann.RECALL_TARGET
+    assert auto.index_.recall >= skvidsage._ann.RECALL_TARGET
+    assert abs(auto.index_.recall - recall) < 0.02
+    n_probe = auto.index_.n_probe
+    assert n_probe & (n_probe - 1) == 0 or n_probe == len(auto.index_.centroids)
+    assert f"n_probe={n_probe}" in repr(auto.index_)
+    # fewer probes would have missed the target, on the same estimate
+    half = VideoGraphBuilder(algorithm="faiss", n_probe=n_probe // 2, **params)
+    assert _recall(half.fit_transform(X).adjacency, exact) < 0.96
+
+
+def test_auto_probes_are_few_on_clustered_vectors(blobs):
+    builder = VideoGraphBuilder(algorithm="faiss", n_neighbors=10).fit(blobs)
+    assert builder.index_.n_probe <= 4
+    assert builder.index_.recall >= skvidsage._ann.RECALL_TARGET
+
+
+def test_probe_recall_is_the_search_recall_at_each_probe_count():
+    X = np.random.default_rng(1).standard_normal((900, 8)).astype(np.float32)
+    index, _ = skvidsage._ann.IVFIndex.build(X, n_probe=1, device=_CPU)
+    rng = np.random.default_rng(0)
+    recall = skvidsage._ann.probe_recall(index, X, 5, _CPU, rng, sample=900)
+    assert len(recall) == 6 and recall[-1] == 1.0  # 30 cells: 1, 2, ..., 32
+    assert np.all(np.diff(recall) >= 0)
+    every_cell, _ = skvidsage._ann.IVFIndex.build(X, n_probe=30, device=_CPU)
+    _, exact, _ = every_cell.search(X, X, 5, device=_CPU)
+    for i, r in enumerate(recall):
+        index.n_probe = 2**i
+        _, found, _ = index.search(X, X, 5, device=_CPU)
+        pairs = zip(found, exact, strict=True)
+        share = np.mean([len(set(a) & set(b)) / 5 for a, b in pairs])
+        assert share == pytest.approx(r, abs=1e-9)
 
 
 def test_faiss_never_links_a_video_to_itself_or_an_exact_copy(blobs):
@@ -167,3 +218,18 @@ def test_faiss_reads_a_memmap_block_by_block(blobs, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="NaN or infinity"):
         X[7, 3] = np.nan
         VideoGraphBuilder(algorithm="faiss").fit(_memmap(tmp_path, X))
+
+
+def test_auto_probes_read_a_memmap_block_by_block(blobs, tmp_path, monkeypatch):
+    import skvidsage._blocks
+
+    monkeypatch.setattr(skvidsage._blocks, "BLOCK_VALUES", 32 * 100)
+    spy = _memmap(tmp_path, blobs, cls=_ReadSpy)
+    _ReadSpy.most = 0
+    builder = VideoGraphBuilder(algorithm="faiss", tau=2.0).fit(spy)
+    # the recall sample (1,000 rows) is gathered a few rows at a time
+    assert 0 < _ReadSpy.most <= 100, _ReadSpy.most
+    assert builder.index_.recall >= skvidsage._ann.RECALL_TARGET
+    rows = np.arange(0, 3000, 7)
+    taken = skvidsage._blocks.take_rows(spy, rows)
+    np.testing.assert_array_equal(taken, blobs[rows])

@@ -51,6 +51,15 @@ def _timed(fn):
     return time.perf_counter() - t, out
 
 
+class _Rows(list):
+    """The figures, each printed when appended."""
+
+    def append(self, row):
+        name, device, value = row
+        print(f"{name:<62} {device:>7} {value:>12.2f}", flush=True)
+        super().append(row)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
@@ -61,7 +70,10 @@ def main():
     dev = args.device
     print(f"device {dev}: {torch.cuda.get_device_name() if dev == 'cuda' else 'cpu'}; "
           f"{os.cpu_count()} CPU cores; torch {torch.__version__}")
-    rows = []
+    # each figure is printed as soon as it is measured, so that a run cut by
+    # the script's time limit still leaves the figures it reached
+    print(f"\n{'figure':<62} {'device':>7} {'value':>12}", flush=True)
+    rows = _Rows()
     X = _clustered(args.n, args.dim)
     build = dict(tau=2.0, n_neighbors=10, max_degree=10)
     s, _ = _timed(lambda: VideoGraphBuilder(algorithm="brute", device=dev, **build)
@@ -103,9 +115,6 @@ def main():
         s, _ = _timed(lambda: fitted.transform(queries))
         rows.append((f"transform {len(queries)} unseen videos (videos/s)", d,
                      len(queries) / s))
-    print(f"\n{'figure':<62} {'device':>7} {'value':>12}")
-    for name, d, v in rows:
-        print(f"{name:<62} {d:>7} {v:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ class IVFIndex:
 
     @classmethod
     def build(
-        cls, reference, *, n_probe, device, n_lists=None, seed=0, n_neighbors=10
+        cls, reference, *, n_probe, device, n_lists=None, seed=0, recall_k=10
     ):
         """Train the cells on a sample of ``reference``; assign every row.
 
@@ -230,7 +230,7 @@ class IVFIndex:
         assignment (``n * n_lists`` products) and of the scan
         (``n * n / n_lists``). ``n_probe="auto"`` takes the fewest cells, of
         1, 2, 4, ..., that find :data:`RECALL_TARGET` of the exact
-        ``n_neighbors`` nearest others of a sample of reference rows
+        ``recall_k`` nearest others of a sample of reference rows
         (:func:`probe_recall`); the index keeps that estimate as ``recall``
         (None for a given ``n_probe``).
         """
@@ -255,7 +255,7 @@ class IVFIndex:
         del sample
         index = cls(np.ascontiguousarray(kmeans.centroids), None, None, 1)
         if n_probe == "auto":
-            recall = probe_recall(index, reference, n_neighbors, device, rng)
+            recall = probe_recall(index, reference, recall_k, device, rng)
             i = int(np.argmax(recall >= RECALL_TARGET))  # the last is all cells
             n_probe, index.recall = 2**i, float(recall[i])
         index.n_probe = min(int(n_probe), n_lists)
@@ -392,6 +392,9 @@ def probe_recall(index, reference, k, device, rng, sample=_RECALL_SAMPLE):
     Returns a float array, entry ``i`` for ``2**i`` probes.
     """
     n = reference.shape[0]
+    n_steps = int(np.ceil(np.log2(len(index.centroids)))) + 1
+    if n < 2:  # no other row to find
+        return np.ones(n_steps)
     k = max(1, min(int(k), n - 1))
     rows = np.sort(rng.choice(n, min(n, sample), replace=False))
     C = torch.from_numpy(index.centroids).to(device)
@@ -415,7 +418,6 @@ def probe_recall(index, reference, k, device, rng, sample=_RECALL_SAMPLE):
         cells = torch.from_numpy(index.probe(take_rows(reference, needed), device))
         cell_of = cells[:, 0].to(device)[torch.from_numpy(inverse).to(device)]
         rank_of = torch.gather(rank, 1, cell_of.reshape(where.shape)).cpu().numpy()
-    n_steps = int(np.ceil(np.log2(len(index.centroids)))) + 1
     return np.array([(rank_of < 2**i).mean() for i in range(n_steps)])
 
 

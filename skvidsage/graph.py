@@ -383,7 +383,7 @@ class VideoGraphBuilder(
         if self.algorithm_ == "faiss":
             self.index_, probes = IVFIndex.build(
                 self.reference_, n_probe=self.n_probe, device=self.device_,
-                n_neighbors=self.max_degree,
+                recall_k=self.max_degree,
             )
         return probes
 

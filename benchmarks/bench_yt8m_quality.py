@@ -23,7 +23,8 @@ The project's quality protocol (``docs/results.rst``):
   ``1 / d_q`` and training video ``j`` by ``1 / sqrt(d_q d_j)``), and the
   raw head blended with the label vote of the 10 nearest training videos;
 - the package's systems: ``VidSageEmbedder()`` + head, and
-  ``GraphSmoothingClassifier`` around it; with ``--learned``, the embedder
+  ``GraphSmoothingClassifier`` around it (its linear blend, and its
+  ``combine="log_odds"`` update); with ``--learned``, the embedder
   with trained GraphSAGE layers (3 seeds: mean and spread) and the paper's
   network alone.
 
@@ -64,6 +65,8 @@ from skvidsage.metrics import (
 
 C_GRID = (1.0, 4.0, 16.0, 64.0)
 A_GRID = (0.1, 0.2, 0.3, 0.4, 0.5)
+# the log-odds update's weight: 1 is the Bayes update (explore_yt8m_val votes)
+LOG_ODDS_A_GRID = (0.5, 0.75, 1.0)
 # GraphSmoothingClassifier's graph ((k nearest, RBF gamma)) and label
 # smoothing layers, tuned with C and a
 GSC_GRID = [((k, g), 0) for k in (10, 20, 50) for g in (5.0, 10.0)] + [((20, 10.0), 1)]
@@ -170,9 +173,11 @@ class System:
     blended after the head.
     """
 
-    def __init__(self, name, features=None, vote=False, gsc=None, seeds=(0,)):
+    def __init__(self, name, features=None, vote=False, gsc=None, seeds=(0,),
+                 a_grid=None):
         self.name, self.features, self.vote, self.gsc = name, features, vote, gsc
         self.seeds = seeds
+        self.a_grid = A_GRID if a_grid is None else a_grid
 
 
 def gsc_search(system, X_fit, Y_fit, X_eval, C, seed):
@@ -185,8 +190,8 @@ def gsc_search(system, X_fit, Y_fit, X_eval, C, seed):
     base = system.gsc(C, seed, None, 0, 0.0).estimator.fit(X_fit, Y_fit)
     out, clf = {}, None
     for graph, layers in GSC_GRID:
-        for a in A_GRID:
-            if layers == 0 and a != A_GRID[0]:
+        for a in system.a_grid:
+            if layers == 0 and a != system.a_grid[0]:
                 clf.set_params(smoothing=a)  # read at predict time only
             else:
                 clf = system.gsc(C, seed, graph, layers, a)
@@ -224,7 +229,7 @@ def run_system(system, X, Y, X_test, Y_test, n_jobs):
     """Choose (C, a) on the validation split; refit; score the test videos."""
     n_val = int(round(0.2 * len(X)))
     inner, val = slice(0, len(X) - n_val), slice(len(X) - n_val, len(X))
-    a_grid = A_GRID if (system.vote or system.gsc) else (None,)
+    a_grid = system.a_grid if (system.vote or system.gsc) else (None,)
     results = []
     for seed in system.seeds:
         best = None
@@ -261,7 +266,7 @@ def make_systems(learned, epochs, ablations=False):
         features.key = None
         return features
 
-    def gsc(C, seed, graph, layers, a):
+    def gsc(C, seed, graph, layers, a, combine="linear"):
         k, gamma = graph or (20, 10.0)  # the default graph
         return GraphSmoothingClassifier(
             make_pipeline(
@@ -276,7 +281,11 @@ def make_systems(learned, epochs, ablations=False):
             ),
             smoothing=a,
             smoothing_layers=layers,
+            combine=combine,
         )
+
+    def gsc_log_odds(C, seed, graph, layers, a):
+        return gsc(C, seed, graph, layers, a, combine="log_odds")
 
     systems = [
         System("raw", lambda Xf, Xe, same, s: normalize(Xe)),
@@ -286,6 +295,8 @@ def make_systems(learned, epochs, ablations=False):
         System("SGC [x, Sx, S^2x]", lambda Xf, Xe, same, s: sgc(Xf, Xe, same)),
         System("VidSageEmbedder()", embedder()),
         System("GraphSmoothingClassifier(VidSageEmbedder() + head)", gsc=gsc),
+        System("GraphSmoothingClassifier(..., combine='log_odds')", gsc=gsc_log_odds,
+               a_grid=LOG_ODDS_A_GRID),
     ]
     if learned:
         seeds = (0, 1, 2)

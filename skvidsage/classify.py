@@ -116,6 +116,26 @@ def _one_product_proba(estimator, X):
     return expit(np.asarray(X @ W.T) + b)
 
 
+# combine="log_odds": epsilon of (g + eps) / (prior + eps). On the YouTube-8M
+# validation files (each C chosen there; benchmarks/explore_yt8m_val.py votes)
+# 0.05 beat 0.01, and the update at a=1 beat the linear blend by +0.57 Hit@1
+# and +0.65 mAP (0.8259 / 0.8047 GAP against 0.8202 / 0.8033)
+_LOG_ODDS_EPS = 0.05
+# scores are clipped to [_P_CLIP, 1 - _P_CLIP] before the logit
+_P_CLIP = 1e-6
+
+
+def _log_odds_update(P, graph, prior, a, multilabel):
+    """Move the odds of ``P`` by ``a`` times log(graph estimate / prior)."""
+    ratio = np.log(
+        (np.clip(graph, 0.0, None) + _LOG_ODDS_EPS) / (prior + _LOG_ODDS_EPS)
+    )
+    if not multilabel:  # normalised by the caller
+        return P * np.exp(a * ratio)
+    P = np.clip(P, _P_CLIP, 1.0 - _P_CLIP)
+    return expit(np.log(P) - np.log1p(-P) + a * ratio)
+
+
 class GraphSmoothingClassifier(
     DeviceStateMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
 ):
@@ -174,6 +194,16 @@ class GraphSmoothingClassifier(
     correction : float, default=0.0
         :math:`c`, the weight of the training videos' residuals propagated
         to the query (the "correct" step of C&S).
+    combine : {"linear", "log_odds"}, default="linear"
+        How the graph's estimate :math:`g_q` (the bracket above) meets the
+        estimator's scores. "linear": the formula above. "log_odds": a
+        Bayesian update of the estimator's odds by the graph's evidence,
+        :math:`\operatorname{logit} \hat p_q = \operatorname{logit} p_q
+        + a \log\frac{g_q + \epsilon}{\pi + \epsilon}`, with :math:`\pi`
+        the classes' training frequencies and :math:`\epsilon = 0.05`
+        (multi-class: :math:`\hat p_q \propto p_q ((g_q + \epsilon) / (\pi
+        + \epsilon))^a`). A label the neighbours hold more often than its
+        prior is raised, one they lack is lowered, whatever its score.
     normalization : {"mean", "symmetric"}, default="mean"
         :math:`S`: the weighted mean of the neighbours (:math:`D^{-1} A`), or
         GCN's :math:`D^{-1/2} (A + I) D^{-1/2}` with the query's self loop
@@ -193,6 +223,8 @@ class GraphSmoothingClassifier(
         The training graph's normalised operator.
     reference_targets_ : ndarray of shape (n_train, n_classes), float32
         :math:`\tilde Y + c E`, what a query reads from its neighbours.
+    class_prior_ : ndarray of shape (n_classes,)
+        :math:`\pi`, each class's share of the training videos.
     classes_ : ndarray of shape (n_classes,)
         Class labels (multi-class), or ``0..n_labels-1`` (multi-label).
     n_features_in_ : int
@@ -223,6 +255,7 @@ class GraphSmoothingClassifier(
         "smoothing": [Interval(numbers.Real, 0, 1, closed="both")],
         "smoothing_layers": [Interval(numbers.Integral, 0, None, closed="left")],
         "correction": [Interval(numbers.Real, 0, None, closed="left")],
+        "combine": [StrOptions({"linear", "log_odds"})],
         "normalization": [StrOptions({"mean", "symmetric"})],
         "device": [str, torch.device],
     }
@@ -235,6 +268,7 @@ class GraphSmoothingClassifier(
         smoothing=0.25,
         smoothing_layers=0,
         correction=0.0,
+        combine="linear",
         normalization="mean",
         device="auto",
     ):
@@ -243,6 +277,7 @@ class GraphSmoothingClassifier(
         self.smoothing = smoothing
         self.smoothing_layers = smoothing_layers
         self.correction = correction
+        self.combine = combine
         self.normalization = normalization
         self.device = device
 
@@ -287,6 +322,7 @@ class GraphSmoothingClassifier(
         if self.correction:
             targets = targets + self.correction * (Y - self._base_proba(X))
         self.reference_targets_ = np.asarray(targets, dtype=np.float32)
+        self.class_prior_ = Y.mean(axis=0, dtype=np.float64)
         return self
 
     def _base_proba(self, X):
@@ -361,7 +397,12 @@ class GraphSmoothingClassifier(
         a = float(self.smoothing)
         out = P.copy()
         step = s_qq[linked, None] * P[linked] + vote[linked]
-        out[linked] = (1.0 - a) * P[linked] + a * step
+        if self.combine == "linear":
+            out[linked] = (1.0 - a) * P[linked] + a * step
+        else:
+            out[linked] = _log_odds_update(
+                P[linked], step, self.class_prior_, a, self._multilabel
+            )
         if self._multilabel:
             return np.clip(out, 0.0, 1.0)
         out = np.clip(out, 0.0, None)

@@ -82,15 +82,49 @@ def test_the_formula_symmetric_with_correction():
     np.testing.assert_allclose(clf.predict_proba(Xq), expected, rtol=1e-5)
 
 
-def test_smoothing_zero_is_the_estimator_and_unlinked_rows_keep_it():
+def test_the_formula_log_odds_multilabel_and_multiclass():
+    from scipy.special import expit, logit
+
+    rng = np.random.RandomState(2)
+    graph = VideoGraphBuilder(n_neighbors=5, max_degree=5, visual_weight="rbf")
+    X, Y = _multilabel(rng)
+    Xq = rng.randn(8, X.shape[1]).astype(np.float32)
+    clf = GraphSmoothingClassifier(
+        _head(), graph=graph, smoothing=0.7, combine="log_odds"
+    ).fit(X, Y)
+    np.testing.assert_allclose(clf.class_prior_, Y.mean(axis=0))
+    P = clf.estimator_.predict_proba(Xq)
+    A = clone(graph).fit(X).transform(Xq).toarray()
+    g = (A / A.sum(axis=1, keepdims=True)) @ Y
+    ratio = np.log((g + 0.05) / (Y.mean(axis=0) + 0.05))
+    expected = expit(logit(np.clip(P, 1e-6, 1 - 1e-6)) + 0.7 * ratio)
+    np.testing.assert_allclose(clf.predict_proba(Xq), expected, rtol=1e-6)
+    # a label the neighbours hold more often than its prior goes up
+    assert np.all((clf.predict_proba(Xq) > P) == (g > Y.mean(axis=0)))
+    # multi-class: p (g + eps)^a / (prior + eps)^a, rows summing to 1
+    X, y = _clusters(rng)
+    clf = GraphSmoothingClassifier(graph=graph, smoothing=1.0, combine="log_odds")
+    clf.fit(X, y)
+    P = clf.estimator_.predict_proba(Xq)
+    A = clone(graph).fit(X).transform(Xq).toarray()
+    g = (A / A.sum(axis=1, keepdims=True)) @ np.eye(4)[y]
+    expected = P * (g + 0.05) / (np.bincount(y) / len(y) + 0.05)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(Xq), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("combine", ["linear", "log_odds"])
+def test_smoothing_zero_is_the_estimator_and_unlinked_rows_keep_it(combine):
     rng = np.random.RandomState(0)
     X, y = _clusters(rng)
-    clf = GraphSmoothingClassifier(smoothing=0.0).fit(X, y)
+    clf = GraphSmoothingClassifier(smoothing=0.0, combine=combine).fit(X, y)
     np.testing.assert_allclose(
         clf.predict_proba(X), clf.estimator_.predict_proba(X), rtol=1e-6
     )
     lonely = GraphSmoothingClassifier(
-        graph=VideoGraphBuilder(tau=2.0, n_neighbors=0), smoothing=0.8
+        graph=VideoGraphBuilder(tau=2.0, n_neighbors=0),
+        smoothing=0.8,
+        combine=combine,
     ).fit(X, y)
     np.testing.assert_allclose(
         lonely.predict_proba(X), lonely.estimator_.predict_proba(X), rtol=1e-6

@@ -67,6 +67,9 @@ C_GRID = (1.0, 4.0, 16.0, 64.0)
 A_GRID = (0.1, 0.2, 0.3, 0.4, 0.5)
 # the log-odds update's weight: 1 is the Bayes update (explore_yt8m_val votes)
 LOG_ODDS_A_GRID = (0.5, 0.75, 1.0)
+# GraphSmoothingClassifier with its combine rule in the grid: (combine, a)
+COMBINE_GRID = tuple(("linear", a) for a in A_GRID) + tuple(
+    ("log_odds", a) for a in LOG_ODDS_A_GRID)
 # GraphSmoothingClassifier's graph ((k nearest, RBF gamma)) and label
 # smoothing layers, tuned with C and a
 GSC_GRID = [((k, g), 0) for k in (10, 20, 50) for g in (5.0, 10.0)] + [((20, 10.0), 1)]
@@ -180,6 +183,20 @@ class System:
         self.a_grid = A_GRID if a_grid is None else a_grid
 
 
+def smoothing_params(a):
+    """Map a grid value, ``a`` or ``(combine, a)``, to the classifier's parameters."""
+    if isinstance(a, tuple):
+        return {"combine": a[0], "smoothing": a[1]}
+    return {"smoothing": a}
+
+
+def a_text(a):
+    """Format a grid value for the tables."""
+    if a is None:
+        return "-"
+    return f"{a[1]:g} {a[0]}" if isinstance(a, tuple) else f"{a:g}"
+
+
 def gsc_search(system, X_fit, Y_fit, X_eval, C, seed):
     """GraphSmoothingClassifier's own grid at C: {(graph, layers, a): P_eval}.
 
@@ -192,7 +209,7 @@ def gsc_search(system, X_fit, Y_fit, X_eval, C, seed):
     for graph, layers in GSC_GRID:
         for a in system.a_grid:
             if layers == 0 and a != system.a_grid[0]:
-                clf.set_params(smoothing=a)  # read at predict time only
+                clf.set_params(**smoothing_params(a))  # read at predict time only
             else:
                 clf = system.gsc(C, seed, graph, layers, a)
                 clf.set_params(estimator=FrozenEstimator(base)).fit(X_fit, Y_fit)
@@ -268,6 +285,7 @@ def make_systems(learned, epochs, ablations=False):
 
     def gsc(C, seed, graph, layers, a, combine="linear"):
         k, gamma = graph or (20, 10.0)  # the default graph
+        params = {"combine": combine, **smoothing_params(a)}
         return GraphSmoothingClassifier(
             make_pipeline(
                 VidSageEmbedder(
@@ -279,9 +297,8 @@ def make_systems(learned, epochs, ablations=False):
                 n_neighbors=k, max_degree=k, visual_weight="rbf", gamma=gamma,
                 columns=VISUAL,
             ),
-            smoothing=a,
             smoothing_layers=layers,
-            combine=combine,
+            **params,
         )
 
     def gsc_log_odds(C, seed, graph, layers, a):
@@ -297,6 +314,9 @@ def make_systems(learned, epochs, ablations=False):
         System("GraphSmoothingClassifier(VidSageEmbedder() + head)", gsc=gsc),
         System("GraphSmoothingClassifier(..., combine='log_odds')", gsc=gsc_log_odds,
                a_grid=LOG_ODDS_A_GRID),
+        # the combine rule chosen on the validation split like the rest
+        System("GraphSmoothingClassifier (combine chosen)", gsc=gsc,
+               a_grid=COMBINE_GRID),
     ]
     if learned:
         seeds = (0, 1, 2)
@@ -370,7 +390,7 @@ def main(argv=None):
                     for m, sp_ in (s[k] for k in ("Hit@1", "GAP", "PERR", "mAP"))
                 ]
                 C = ",".join(f"{c:g}" for c in s["C"])
-                a = ",".join("-" if x is None else f"{x:g}" for x in s["a"])
+                a = ",".join(a_text(x) for x in s["a"])
                 print(f"| {system.name} | {C} | {a} | " + " | ".join(cells) + " |",
                       flush=True)
                 records.append({"inputs": inputs, "n_train": n, "system": system.name,

@@ -32,16 +32,23 @@ is several times faster.
   nodes per step, Adam 1e-3, 100 full-graph steps; unseen videos embedded
   over their links by the SGC query rule; the head on ``[h1, h2]`` alone and
   on ``[x, Sx, S^2x, h1, h2]``.
+- ``vote-space``: the label vote from neighbours found in the default
+  embedding's space (blocks L2-normalised) instead of the raw features,
+  on the embedder's head, with the linear blend and the log-odds update
+  (k 10-50, gamma 5-20 and the weight chosen with C).
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
   embedder's graph (default, 20 nearest), 2-4 hops, and the blocks weighed
-  before the search (x down to 0.5, later hops up to 1.75).
+  before the search (x down to 0.5, later hops up to 1.75); and PCA
+  whitening fitted on the catalogue (eigenvalues to the power -p/2, p 0-1),
+  of the raw features and of each block of the embedding.
 
 Usage::
 
     python benchmarks/explore_yt8m_val.py votes --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py grace --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py vote-space --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
 """
 
@@ -135,12 +142,8 @@ def votes(X, Y, Xv, Yv):
     V = weighted_vote(Y, idx, sim, 20, 5.0)
     prior = Y.mean(axis=0)
 
-    def logit(p):
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return np.log(p) - np.log1p(-p)
-
     def bayes(P, a, eps):
-        return 1 / (1 + np.exp(-(logit(P) + a * np.log((V + eps) / (prior + eps)))))
+        return 1 / (1 + np.exp(-(_logit(P) + a * np.log((V + eps) / (prior + eps)))))
 
     tuned("linear blend (20-NN, gamma 5)", {
         (C, f"a={a}"): (1 - a) * P + a * V
@@ -157,7 +160,7 @@ def votes(X, Y, Xv, Yv):
         for tr, te in KFold(5).split(x):
             oof[te] = head(x[tr], Y[tr], C, x[te])
         for space, A, B in (("sqrt p", np.sqrt(oof), np.sqrt(P)),
-                            ("logit", logit(oof), logit(P)), ("p", oof, P)):
+                            ("logit", _logit(oof), _logit(P)), ("p", oof, P)):
             i2, s2 = top(normalize(B) @ normalize(A).T, 50)
             for k in (10, 20, 50):
                 V2 = weighted_vote(Y, i2, s2, k, 5.0)
@@ -261,6 +264,56 @@ def grace(X, Y, Xv, Yv, k=10, hidden=256, steps=100, batch=2048, seed=0):
         for C in C_GRID}, Yv)
 
 
+def vote_space(X, Y, Xv, Yv):
+    from skvidsage import VidSageEmbedder
+
+    emb = VidSageEmbedder()
+    E, Ev = emb.fit_transform(X), emb.transform(Xv)
+    P = {C: head(E, Y, C, Ev) for C in C_GRID}
+    tuned("VidSageEmbedder() head", {(C, None): p for C, p in P.items()}, Yv)
+    prior = Y.mean(axis=0)
+    for space, A, B in (("raw", normalize(X), normalize(Xv)),
+                        ("embedding", _unit_blocks(E, X.shape[1]),
+                         _unit_blocks(Ev, X.shape[1]))):
+        idx, sim = top(B @ A.T, 50)
+        print(f"{space} space: mean similarity of the 1st / 10th / 20th nearest "
+              f"{sim[:, 0].mean():.3f} / {sim[:, 9].mean():.3f} / "
+              f"{sim[:, 19].mean():.3f}", flush=True)
+        linear, log_odds = {}, {}
+        for k in (10, 20, 50):
+            for gamma in (5.0, 10.0, 20.0):
+                V = weighted_vote(Y, idx, sim, k, gamma)
+                ratio = np.log((V + 0.05) / (prior + 0.05))
+                for C, p in P.items():
+                    for a in (0.2, 0.3, 0.5):
+                        linear[(C, f"k={k} g={gamma:g} a={a}")] = (1 - a) * p + a * V
+                    for a in (0.5, 0.75, 1.0):
+                        log_odds[(C, f"k={k} g={gamma:g} a={a}")] = 1 / (
+                            1 + np.exp(-(_logit(p) + a * ratio)))
+        tuned(f"linear blend, {space} neighbours", linear, Yv)
+        tuned(f"log-odds update, {space} neighbours", log_odds, Yv)
+
+
+def _logit(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def _unit_blocks(E, d):
+    """Each d-column block L2-normalised, rows of norm 1."""
+    n_blocks = E.shape[1] // d
+    return np.hstack([normalize(E[:, i * d:(i + 1) * d]) for i in range(n_blocks)]
+                     ).astype(np.float32) / np.sqrt(n_blocks)
+
+
+def _whiten(Bc, Bq, p):
+    """PCA whitening fitted on the catalogue rows, eigenvalues ** (-p / 2)."""
+    mu = Bc.mean(axis=0)
+    w, V = np.linalg.eigh(np.cov((Bc - mu).T.astype(np.float64)))
+    P = (V / np.maximum(w, 1e-12) ** (p / 2)).astype(np.float32)
+    return normalize((Bc - mu) @ P), normalize((Bq - mu) @ P)
+
+
 def retrieval(data_dir):
     from skvidsage import VideoGraphBuilder, VidSageEmbedder, load_youtube8m
 
@@ -280,6 +333,15 @@ def retrieval(data_dir):
 
     print(f"raw mean_rgb: P@10 {p10(normalize(Xc), normalize(Xq)):.4f}", flush=True)
     d = Xc.shape[1]
+    emb = VidSageEmbedder()
+    Bc, Bq = (_unit_blocks(E, d) for E in (emb.fit_transform(Xc), emb.transform(Xq)))
+    for p in (0.25, 0.5, 1.0):
+        raw = _whiten(normalize(Xc), normalize(Xq), p)
+        white = [_whiten(Bc[:, i * d:(i + 1) * d], Bq[:, i * d:(i + 1) * d], p)
+                 for i in range(Bc.shape[1] // d)]
+        Wc, Wq = np.hstack([c for c, _ in white]), np.hstack([q for _, q in white])
+        print(f"whitened, p={p}: raw P@10 {p10(*raw):.4f}, default embedding "
+              f"(each block) P@10 {p10(Wc, Wq):.4f}", flush=True)
     for name, graph in (("default graph", None),
                         ("20 nearest", VideoGraphBuilder(n_neighbors=20))):
         for hops in (2, 3, 4):
@@ -298,7 +360,7 @@ def retrieval(data_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("votes", "grace", "retrieval"))
+    parser.add_argument("what", choices=("votes", "vote-space", "grace", "retrieval"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
@@ -306,7 +368,8 @@ def main(argv=None):
     if args.what == "retrieval":
         retrieval(args.data)
     else:
-        (votes if args.what == "votes" else grace)(*validation_split(args.data))
+        what = {"votes": votes, "vote-space": vote_space, "grace": grace}
+        what[args.what](*validation_split(args.data))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,9 @@ is several times faster.
   embedding's space (blocks L2-normalised) instead of the raw features,
   on the embedder's head, with the linear blend and the log-odds update
   (k 10-50, gamma 5-20 and the weight chosen with C).
+- ``soft-vote``: the neighbours vote ``(1 - m) y + m p``, their labels
+  softened by the head's 5-fold out-of-fold scores ``p`` (m 0-0.5, the
+  head's C 4 or 16), with the linear blend and the log-odds update.
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
@@ -53,6 +56,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py votes --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py grace --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py vote-space --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py soft-vote --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
 """
 
@@ -268,6 +272,32 @@ def grace(X, Y, Xv, Yv, k=10, hidden=256, steps=100, batch=2048, seed=0):
         for C in C_GRID}, Yv)
 
 
+def soft_vote(X, Y, Xv, Yv):
+    """Neighbours vote ``(1 - m) y + m p_oof`` (labels softened by the head)."""
+    x, xv = normalize(X), normalize(Xv)
+    raw = {C: head(x, Y, C, xv) for C in C_GRID}
+    references(X, Y, Xv, Yv, raw)
+    idx, sim = top(xv @ x.T, 50)
+    prior = Y.mean(axis=0)
+    for C_oof in (4.0, 16.0):
+        oof = np.zeros_like(Y, dtype=np.float64)
+        for tr, te in KFold(5).split(x):
+            oof[te] = head(x[tr], Y[tr], C_oof, x[te])
+        for m in (0.0, 0.25, 0.5):
+            lin, bayes = {}, {}
+            for k, gamma in ((20, 5.0), (50, 10.0)):
+                V = weighted_vote((1 - m) * Y + m * oof, idx, sim, k, gamma)
+                update = np.log((V + 0.05) / (prior + 0.05))
+                for C, P in raw.items():
+                    for a in (0.2, 0.3, 0.5):
+                        lin[(C, f"k={k} a={a}")] = (1 - a) * P + a * V
+                    for a in (0.5, 0.75, 1.0):
+                        bayes[(C, f"k={k} a={a}")] = 1 / (
+                            1 + np.exp(-(_logit(P) + a * update)))
+            tuned(f"linear, m={m} (oof C={C_oof:g})", lin, Yv)
+            tuned(f"log-odds, m={m} (oof C={C_oof:g})", bayes, Yv)
+
+
 def vote_space(X, Y, Xv, Yv):
     from skvidsage import VidSageEmbedder
 
@@ -422,7 +452,8 @@ def retrieval(data_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("votes", "vote-space", "grace", "retrieval"))
+    parser.add_argument(
+        "what", choices=("votes", "vote-space", "soft-vote", "grace", "retrieval"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
@@ -430,7 +461,8 @@ def main(argv=None):
     if args.what == "retrieval":
         retrieval(args.data)
     else:
-        what = {"votes": votes, "vote-space": vote_space, "grace": grace}
+        what = {"votes": votes, "vote-space": vote_space, "grace": grace,
+                "soft-vote": soft_vote}
         what[args.what](*validation_split(args.data))
 
 

@@ -39,6 +39,10 @@ is several times faster.
 - ``soft-vote``: the neighbours vote ``(1 - m) y + m p``, their labels
   softened by the head's 5-fold out-of-fold scores ``p`` (m 0-0.5, the
   head's C 4 or 16), with the linear blend and the log-odds update.
+- ``fused-vote``: with ``mean_rgb`` + ``mean_audio`` (each on the unit
+  sphere), the label vote of neighbours ranked and weighed by the fused
+  cosine ``(cos_rgb + w cos_audio) / (1 + w)`` (w 0-1; 0 is the package's
+  visual vote), with the linear blend and the log-odds update.
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
@@ -57,6 +61,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py grace --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py vote-space --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py soft-vote --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py fused-vote --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
 """
 
@@ -79,8 +84,8 @@ from sklearn.model_selection import KFold
 from sklearn.preprocessing import normalize
 
 
-def validation_split(data_dir):
-    X, Y, _, _, _ = load_split(data_dir, "rgb")
+def validation_split(data_dir, inputs="rgb"):
+    X, Y, _, _, _ = load_split(data_dir, inputs)
     n_val = int(round(0.2 * len(X)))
     Y = Y.astype(np.float32)
     return X[:-n_val], Y[:-n_val], X[-n_val:], Y[-n_val:]
@@ -450,16 +455,42 @@ def retrieval(data_dir):
                           f"{p10(Ec, Eq):.4f}", flush=True)
 
 
+def fused_vote(X, Y, Xv, Yv):
+    """Blend the head with the vote of neighbours by ``cos_rgb + w cos_audio``."""
+    raw = {C: head(X, Y, C, Xv) for C in C_GRID}
+    references(X, Y, Xv, Yv, raw)
+    prior = Y.mean(axis=0)
+    rgb = Xv[:, :1024] @ X[:, :1024].T
+    audio = Xv[:, 1024:] @ X[:, 1024:].T
+    for w in (0.0, 0.25, 0.5, 1.0):
+        idx, sim = top((rgb + w * audio) / (1.0 + w), 50)
+        lin, bayes = {}, {}
+        for k, gamma in ((20, 5.0), (50, 10.0)):
+            V = weighted_vote(Y, idx, sim, k, gamma)
+            update = np.log((V + 0.05) / (prior + 0.05))
+            for C, P in raw.items():
+                for a in (0.2, 0.3, 0.5):
+                    lin[(C, f"k={k} a={a}")] = (1 - a) * P + a * V
+                for a in (0.5, 0.75, 1.0):
+                    bayes[(C, f"k={k} a={a}")] = 1 / (
+                        1 + np.exp(-(_logit(P) + a * update)))
+        tuned(f"linear, w={w}", lin, Yv)
+        tuned(f"log-odds, w={w}", bayes, Yv)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "what", choices=("votes", "vote-space", "soft-vote", "grace", "retrieval"))
+        "what", choices=("votes", "vote-space", "soft-vote", "fused-vote", "grace",
+                         "retrieval"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
     print(f"load: {os.getloadavg()[0]:.1f}", flush=True)
     if args.what == "retrieval":
         retrieval(args.data)
+    elif args.what == "fused-vote":
+        fused_vote(*validation_split(args.data, "rgb+audio"))
     else:
         what = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote}

@@ -277,6 +277,17 @@ def grace(X, Y, Xv, Yv, k=10, hidden=256, steps=100, batch=2048, seed=0):
         for C in C_GRID}, Yv)
 
 
+def _blends(raw, V, prior, setting, lin, bayes):
+    """Add the linear blends and log-odds updates of each head ``P`` by ``V``."""
+    update = np.log((V + 0.05) / (prior + 0.05))
+    for C, P in raw.items():
+        for a in (0.2, 0.3, 0.5):
+            lin[(C, f"{setting} a={a}")] = (1 - a) * P + a * V
+        for a in (0.5, 0.75, 1.0):
+            bayes[(C, f"{setting} a={a}")] = 1 / (
+                1 + np.exp(-(_logit(P) + a * update)))
+
+
 def soft_vote(X, Y, Xv, Yv):
     """Neighbours vote ``(1 - m) y + m p_oof`` (labels softened by the head)."""
     x, xv = normalize(X), normalize(Xv)
@@ -292,13 +303,7 @@ def soft_vote(X, Y, Xv, Yv):
             lin, bayes = {}, {}
             for k, gamma in ((20, 5.0), (50, 10.0)):
                 V = weighted_vote((1 - m) * Y + m * oof, idx, sim, k, gamma)
-                update = np.log((V + 0.05) / (prior + 0.05))
-                for C, P in raw.items():
-                    for a in (0.2, 0.3, 0.5):
-                        lin[(C, f"k={k} a={a}")] = (1 - a) * P + a * V
-                    for a in (0.5, 0.75, 1.0):
-                        bayes[(C, f"k={k} a={a}")] = 1 / (
-                            1 + np.exp(-(_logit(P) + a * update)))
+                _blends(raw, V, prior, f"k={k}", lin, bayes)
             tuned(f"linear, m={m} (oof C={C_oof:g})", lin, Yv)
             tuned(f"log-odds, m={m} (oof C={C_oof:g})", bayes, Yv)
 
@@ -467,13 +472,7 @@ def fused_vote(X, Y, Xv, Yv):
         lin, bayes = {}, {}
         for k, gamma in ((20, 5.0), (50, 10.0)):
             V = weighted_vote(Y, idx, sim, k, gamma)
-            update = np.log((V + 0.05) / (prior + 0.05))
-            for C, P in raw.items():
-                for a in (0.2, 0.3, 0.5):
-                    lin[(C, f"k={k} a={a}")] = (1 - a) * P + a * V
-                for a in (0.5, 0.75, 1.0):
-                    bayes[(C, f"k={k} a={a}")] = 1 / (
-                        1 + np.exp(-(_logit(P) + a * update)))
+            _blends(raw, V, prior, f"k={k}", lin, bayes)
         tuned(f"linear, w={w}", lin, Yv)
         tuned(f"log-odds, w={w}", bayes, Yv)
 

@@ -146,7 +146,7 @@ def _row_products(X, W):
 
 
 def _one_product_proba(estimator, X):
-    """Score with a logistic head in matrix products of one shape (None: cannot).
+    """Score with a logistic head's stacked coefficients (None: cannot).
 
     ``OneVsRestClassifier`` scores its labels one by one: 255 products of the
     2,459 x 3,072 YouTube-8M embeddings with one coefficient row each, each

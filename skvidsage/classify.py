@@ -145,7 +145,7 @@ def _row_products(X, W):
     return np.matmul(X[:, None, :], WT)[:, 0, :]
 
 
-def _one_product_proba(estimator, X):
+def _logistic_proba(estimator, X):
     """Score with a logistic head's stacked coefficients (None: cannot).
 
     ``OneVsRestClassifier`` scores its labels one by one: 255 products of the
@@ -395,7 +395,7 @@ class GraphSmoothingClassifier(
         videos). The scores are checked instead.
         """
         with config_context(assume_finite=True):
-            P = _one_product_proba(self.estimator_, X)
+            P = _logistic_proba(self.estimator_, X)
             if P is None:
                 P = self.estimator_.predict_proba(X)
         if isinstance(P, list):  # one (n, 2) array per label

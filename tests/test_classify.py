@@ -344,7 +344,7 @@ def test_rows_are_scored_independently_to_the_last_bit(kind):
 def test_an_ovr_logistic_head_is_scored_in_one_product(pipeline):
     from sklearn import config_context
 
-    from skvidsage.classify import _one_product_proba
+    from skvidsage.classify import _logistic_proba
 
     rng = np.random.RandomState(0)
     X, Y = _multilabel(rng)
@@ -354,7 +354,7 @@ def test_an_ovr_logistic_head_is_scored_in_one_product(pipeline):
     clf = GraphSmoothingClassifier(base).fit(X, Y)
     Xq = rng.randn(9, X.shape[1]).astype(np.float32)
     with config_context(assume_finite=True):
-        fast = _one_product_proba(clf.estimator_, Xq)
+        fast = _logistic_proba(clf.estimator_, Xq)
         slow = clf.estimator_.predict_proba(Xq)
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
     # a label constant in training gets a constant predictor: the usual path
@@ -363,12 +363,12 @@ def test_an_ovr_logistic_head_is_scored_in_one_product(pipeline):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Label 2 is present in all"
         const = GraphSmoothingClassifier(base).fit(X, Y_const)
-    assert _one_product_proba(const.estimator_, Xq) is None
+    assert _logistic_proba(const.estimator_, Xq) is None
     assert const.predict_proba(Xq).shape == (9, 5)
     # multi-class OvR normalises its rows: the usual path too
     y = Y.argmax(axis=1)
     multiclass = GraphSmoothingClassifier(_head()).fit(X, y)
-    assert _one_product_proba(multiclass.estimator_, Xq) is None
+    assert _logistic_proba(multiclass.estimator_, Xq) is None
 
 def test_an_estimator_with_one_score_array_per_label():
     from sklearn.ensemble import RandomForestClassifier

@@ -43,6 +43,13 @@ is several times faster.
   sphere), the label vote of neighbours ranked and weighed by the fused
   cosine ``(cos_rgb + w cos_audio) / (1 + w)`` (w 0-1; 0 is the package's
   visual vote), with the linear blend and the log-odds update.
+- ``class-weights``: the linear blend and the log-odds update with a weight
+  per label, ``a (n_c / median n)^-beta`` (``n_c`` the label's training
+  positives; beta -0.5 to 1: beta > 0 leans the rare labels more on the
+  vote), k 20 gamma 5 or k 50 gamma 10.
+- ``graph-choice``: the embedder's graph (k nearest 10, 15, 20) and hops (2,
+  3), scored for the head (``C`` tuned, with the references) and for
+  retrieval (``retrieval``'s precision@10, below).
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
@@ -62,6 +69,8 @@ Usage::
     python benchmarks/explore_yt8m_val.py vote-space --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py soft-vote --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py fused-vote --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py class-weights --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py graph-choice --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
 """
 
@@ -400,8 +409,9 @@ def _sgc_by(Xc, Xq, penalty, k=10):
     return (_unit_blocks(np.hstack(B), d_in) for B in ((Xc, S1, S @ S1), (Xq, s1, s2)))
 
 
-def retrieval(data_dir):
-    from skvidsage import VideoGraphBuilder, VidSageEmbedder, load_youtube8m
+def _retrieval_split(data_dir):
+    """Catalogue 0000-0031 and queries 0032-0039, and their precision@10."""
+    from skvidsage import load_youtube8m
 
     files = sorted(Path(data_dir).glob("*.tfrecord"))
     cat = load_youtube8m(files[:32], features=("mean_rgb",))
@@ -418,6 +428,14 @@ def retrieval(data_dir):
             penalty = torch.zeros(len(Ec))
         idx = _nearest(Eq, Ec, 10, penalty, exclude_self=False)
         return float(np.take_along_axis(relevant, idx, 1)[keep].mean())
+
+    return Xc, Xq, p10
+
+
+def retrieval(data_dir):
+    from skvidsage import VideoGraphBuilder, VidSageEmbedder
+
+    Xc, Xq, p10 = _retrieval_split(data_dir)
 
     def csls(Ec, Eq, kr):
         r = _csls_penalty(Ec, kr)
@@ -460,6 +478,57 @@ def retrieval(data_dir):
                           f"{p10(Ec, Eq):.4f}", flush=True)
 
 
+def class_weights(X, Y, Xv, Yv):
+    """Blend weights that depend on the label's training frequency."""
+    x, xv = normalize(X), normalize(Xv)
+    raw = {C: head(x, Y, C, xv) for C in C_GRID}
+    references(X, Y, Xv, Yv, raw)
+    idx, sim = top(xv @ x.T, 50)
+    prior = Y.mean(axis=0)
+    relative = Y.sum(axis=0) / np.median(Y.sum(axis=0))
+    votes = [(k, weighted_vote(Y, idx, sim, k, gamma)) for k, gamma in
+             ((20, 5.0), (50, 10.0))]
+    for beta in (-0.5, -0.25, 0.0, 0.25, 0.5, 1.0):
+        scale = relative ** -beta  # beta > 0: rare labels lean more on the vote
+        lin, bayes = {}, {}
+        for k, V in votes:
+            update = np.log((V + 0.05) / (prior + 0.05))
+            for C, P in raw.items():
+                for a in (0.2, 0.3, 0.5):
+                    w = np.clip(a * scale, 0.0, 1.0)
+                    lin[(C, f"k={k} a={a}")] = (1 - w) * P + w * V
+                for a in (0.5, 0.75, 1.0):
+                    bayes[(C, f"k={k} a={a}")] = 1 / (
+                        1 + np.exp(-(_logit(P) + np.clip(a * scale, 0, 2) * update)))
+        tuned(f"linear, beta={beta}", lin, Yv)
+        tuned(f"log-odds, beta={beta}", bayes, Yv)
+
+
+GRAPH_CHOICES = ((10, 2), (10, 3), (15, 2), (20, 2), (20, 3))
+
+
+def graph_choice(data_dir):
+    """Score the embedder's k nearest and hops for the head and for retrieval."""
+    from skvidsage import VideoGraphBuilder, VidSageEmbedder
+
+    X, Y, Xv, Yv = validation_split(data_dir)
+    raw = {C: head(normalize(X), Y, C, normalize(Xv)) for C in C_GRID}
+    references(X, Y, Xv, Yv, raw)
+    for k, hops in GRAPH_CHOICES:
+        emb = VidSageEmbedder(hops=hops, graph=VideoGraphBuilder(n_neighbors=k))
+        Z, Zv = emb.fit_transform(X), emb.transform(Xv)
+        tuned(f"head on VidSageEmbedder, k={k}, {hops} hops",
+              {(C, None): head(Z, Y, C, Zv) for C in C_GRID}, Yv)
+    Xc, Xq, p10 = _retrieval_split(data_dir)
+    print(f"retrieval: raw mean_rgb P@10 {p10(normalize(Xc), normalize(Xq)):.4f}")
+    for k, hops in GRAPH_CHOICES:
+        emb = VidSageEmbedder(hops=hops, graph=VideoGraphBuilder(n_neighbors=k))
+        Ec, Eq = (_unit_blocks(E, Xc.shape[1]) for E in
+                  (emb.fit_transform(Xc), emb.transform(Xq)))
+        print(f"retrieval: VidSageEmbedder, k={k}, {hops} hops P@10 "
+              f"{p10(Ec, Eq):.4f}", flush=True)
+
+
 def fused_vote(X, Y, Xv, Yv):
     """Blend the head with the vote of neighbours by ``cos_rgb + w cos_audio``."""
     raw = {C: head(X, Y, C, Xv) for C in C_GRID}
@@ -481,18 +550,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "what", choices=("votes", "vote-space", "soft-vote", "fused-vote", "grace",
-                         "retrieval"))
+                         "class-weights", "graph-choice", "retrieval"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
     print(f"load: {os.getloadavg()[0]:.1f}", flush=True)
     if args.what == "retrieval":
         retrieval(args.data)
+    elif args.what == "graph-choice":
+        graph_choice(args.data)
     elif args.what == "fused-vote":
         fused_vote(*validation_split(args.data, "rgb+audio"))
     else:
         what = {"votes": votes, "vote-space": vote_space, "grace": grace,
-                "soft-vote": soft_vote}
+                "soft-vote": soft_vote, "class-weights": class_weights}
         what[args.what](*validation_split(args.data))
 
 

@@ -286,23 +286,34 @@ def grace(X, Y, Xv, Yv, k=10, hidden=256, steps=100, batch=2048, seed=0):
         for C in C_GRID}, Yv)
 
 
-def _blends(raw, V, prior, setting, lin, bayes):
-    """Add the linear blends and log-odds updates of each head ``P`` by ``V``."""
+def _blends(raw, V, prior, setting, lin, bayes, scale=1.0):
+    """Add the linear blends and log-odds updates of each head ``P`` by ``V``.
+
+    ``scale`` multiplies the weight per label (clipped to 1 for the blend, 2
+    for the update); 1 is one weight for all labels.
+    """
     update = np.log((V + 0.05) / (prior + 0.05))
     for C, P in raw.items():
         for a in (0.2, 0.3, 0.5):
-            lin[(C, f"{setting} a={a}")] = (1 - a) * P + a * V
+            w = np.clip(a * scale, 0.0, 1.0)
+            lin[(C, f"{setting} a={a}")] = (1 - w) * P + w * V
         for a in (0.5, 0.75, 1.0):
             bayes[(C, f"{setting} a={a}")] = 1 / (
-                1 + np.exp(-(_logit(P) + a * update)))
+                1 + np.exp(-(_logit(P) + np.clip(a * scale, 0.0, 2.0) * update)))
 
 
-def soft_vote(X, Y, Xv, Yv):
-    """Neighbours vote ``(1 - m) y + m p_oof`` (labels softened by the head)."""
+def _raw_heads_and_neighbours(X, Y, Xv, Yv):
+    """Print the references; return the raw heads and the 50 nearest."""
     x, xv = normalize(X), normalize(Xv)
     raw = {C: head(x, Y, C, xv) for C in C_GRID}
     references(X, Y, Xv, Yv, raw)
     idx, sim = top(xv @ x.T, 50)
+    return x, raw, idx, sim
+
+
+def soft_vote(X, Y, Xv, Yv):
+    """Neighbours vote ``(1 - m) y + m p_oof`` (labels softened by the head)."""
+    x, raw, idx, sim = _raw_heads_and_neighbours(X, Y, Xv, Yv)
     prior = Y.mean(axis=0)
     for C_oof in (4.0, 16.0):
         oof = np.zeros_like(Y, dtype=np.float64)
@@ -479,27 +490,16 @@ def retrieval(data_dir):
 
 
 def class_weights(X, Y, Xv, Yv):
-    """Blend weights that depend on the label's training frequency."""
-    x, xv = normalize(X), normalize(Xv)
-    raw = {C: head(x, Y, C, xv) for C in C_GRID}
-    references(X, Y, Xv, Yv, raw)
-    idx, sim = top(xv @ x.T, 50)
+    """Blend with weights that depend on the label's training frequency."""
+    _, raw, idx, sim = _raw_heads_and_neighbours(X, Y, Xv, Yv)
     prior = Y.mean(axis=0)
     relative = Y.sum(axis=0) / np.median(Y.sum(axis=0))
     votes = [(k, weighted_vote(Y, idx, sim, k, gamma)) for k, gamma in
              ((20, 5.0), (50, 10.0))]
     for beta in (-0.5, -0.25, 0.0, 0.25, 0.5, 1.0):
-        scale = relative ** -beta  # beta > 0: rare labels lean more on the vote
         lin, bayes = {}, {}
-        for k, V in votes:
-            update = np.log((V + 0.05) / (prior + 0.05))
-            for C, P in raw.items():
-                for a in (0.2, 0.3, 0.5):
-                    w = np.clip(a * scale, 0.0, 1.0)
-                    lin[(C, f"k={k} a={a}")] = (1 - w) * P + w * V
-                for a in (0.5, 0.75, 1.0):
-                    bayes[(C, f"k={k} a={a}")] = 1 / (
-                        1 + np.exp(-(_logit(P) + np.clip(a * scale, 0, 2) * update)))
+        for k, V in votes:  # beta > 0: rare labels lean more on the vote
+            _blends(raw, V, prior, f"k={k}", lin, bayes, scale=relative ** -beta)
         tuned(f"linear, beta={beta}", lin, Yv)
         tuned(f"log-odds, beta={beta}", bayes, Yv)
 

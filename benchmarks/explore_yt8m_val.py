@@ -47,6 +47,9 @@ is several times faster.
   per label, ``a (n_c / median n)^-beta`` (``n_c`` the label's training
   positives; beta -0.5 to 1: beta > 0 leans the rare labels more on the
   vote), k 20 gamma 5 or k 50 gamma 10.
+- ``ensemble``: the mean of the raw head's and the embedder's head's scores
+  (each with its own ``C``), alone and blended with the vote (k 20 gamma 5
+  or k 50 gamma 10).
 - ``graph-choice``: the embedder's graph (k nearest 10, 15, 20) and hops (2,
   3), scored for the head (``C`` tuned, with the references) and for
   retrieval (``retrieval``'s precision@10, below).
@@ -70,6 +73,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py soft-vote --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py fused-vote --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py class-weights --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py ensemble --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py graph-choice --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
 """
@@ -504,6 +508,31 @@ def class_weights(X, Y, Xv, Yv):
         tuned(f"log-odds, beta={beta}", bayes, Yv)
 
 
+def ensemble(X, Y, Xv, Yv):
+    """Average the raw head and the embedder's head, then blend with the vote."""
+    from skvidsage import VidSageEmbedder
+
+    _, raw, idx, sim = _raw_heads_and_neighbours(X, Y, Xv, Yv)
+    emb = VidSageEmbedder()
+    Z, Zv = emb.fit_transform(X), emb.transform(Xv)
+    embedded = {C: head(Z, Y, C, Zv) for C in C_GRID}
+    tuned("VidSageEmbedder() head", {(C, None): P for C, P in embedded.items()}, Yv)
+    # one C per head (written "C_raw/C_embedding" in the setting)
+    mean = {(C1, C2): (P1 + P2) / 2 for C1, P1 in raw.items()
+            for C2, P2 in embedded.items()}
+    tuned("mean of the two heads", {(C1, f"C_embedding={C2:g}"): P
+                                     for (C1, C2), P in mean.items()}, Yv)
+    prior = Y.mean(axis=0)
+    lin, bayes = {}, {}
+    for k, gamma in ((20, 5.0), (50, 10.0)):
+        V = weighted_vote(Y, idx, sim, k, gamma)
+        for C2 in C_GRID:
+            _blends({C1: P for (C1, c2), P in mean.items() if c2 == C2}, V, prior,
+                    f"C_embedding={C2:g} k={k}", lin, bayes)
+    tuned("mean of the two heads, linear blend", lin, Yv)
+    tuned("mean of the two heads, log-odds update", bayes, Yv)
+
+
 GRAPH_CHOICES = ((10, 2), (10, 3), (15, 2), (20, 2), (20, 3))
 
 
@@ -550,7 +579,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "what", choices=("votes", "vote-space", "soft-vote", "fused-vote", "grace",
-                         "class-weights", "graph-choice", "retrieval"))
+                         "class-weights", "ensemble", "graph-choice", "retrieval"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
@@ -563,7 +592,8 @@ def main(argv=None):
         fused_vote(*validation_split(args.data, "rgb+audio"))
     else:
         what = {"votes": votes, "vote-space": vote_space, "grace": grace,
-                "soft-vote": soft_vote, "class-weights": class_weights}
+                "soft-vote": soft_vote, "class-weights": class_weights,
+                "ensemble": ensemble}
         what[args.what](*validation_split(args.data))
 
 

@@ -517,7 +517,7 @@ def ensemble(X, Y, Xv, Yv):
     Z, Zv = emb.fit_transform(X), emb.transform(Xv)
     embedded = {C: head(Z, Y, C, Zv) for C in C_GRID}
     tuned("VidSageEmbedder() head", {(C, None): P for C, P in embedded.items()}, Yv)
-    # one C per head (written "C_raw/C_embedding" in the setting)
+    # one C per head: the raw head's is C, the embedder's is in the setting
     mean = {(C1, C2): (P1 + P2) / 2 for C1, P1 in raw.items()
             for C2, P2 in embedded.items()}
     tuned("mean of the two heads", {(C1, f"C_embedding={C2:g}"): P

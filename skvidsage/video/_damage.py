@@ -10,7 +10,8 @@ or a PES packet, and :func:`_ts_cut_picture` one that ends inside its last
 picture. While decoding, a
 :class:`_PacketLedger` matches the packets the demuxer hands out with the
 pictures the decoder gives back: frames dropped without a word, packets whose
-times disagree with the AVI index, and zero-filled H.264/H.265 data.
+times disagree with the AVI index, MP4 presentation times out of order or
+implausibly late, and zero-filled H.264/H.265 data.
 Afterwards :func:`_describe` and :func:`_summarize` turn all that, and
 FFmpeg's log (collected by :func:`_capture_ffmpeg_errors`), into the issues
 of ``DecodedVideo.issues``.
@@ -50,6 +51,19 @@ _ZERO_RUN = bytes(16)
 # interval early (0.94). MP4 times and positions come from the same tables:
 # no such check is possible there.
 _INDEX_SHIFT = {"avi": 8}
+# An MP4 takes each packet's presentation time from its tables (stts, ctts),
+# and the decoder gives pictures back in presentation order, so their times
+# only go up (every MP4 in ../shared/data/videos and the test encodes, B-frames
+# and open GOPs included, also after seeks). A damaged ctts box breaks that
+# without any error: carphone_distorted.mp4 with 38 bytes of its ctts swapped
+# gave 16 pictures one interval out of order and a 2.2 s jump, so sampling
+# took one frame twice and another from the wrong time (cosine 0.94). Nor
+# does a decoder hold a picture back for more than 16 frames (H.264/H.265's
+# largest picture buffer), so a packet shown more than _MAX_DELAY_FRAMES
+# intervals after it is decoded also has a damaged time: in that file 2.2 s
+# (65 intervals), where the intact clip's packets wait at most 2.
+_ORDERED_FORMATS = {"mov", "mp4"}
+_MAX_DELAY_FRAMES = 32
 # No video is stored at more frames per second (high-speed cameras record
 # faster but store the clip at a playback rate); a header that says more is
 # damaged: one flipped bit of Megamind_bugy.avi's stream header (byte 135,
@@ -294,14 +308,21 @@ class _PacketLedger:
     ``zeroed``; ``(index time, packet time)`` of packets whose time is not
     the one the AVI index gives their position in ``misplaced``; times of
     packets the demuxer marks as corrupt (MPEG-TS: packets missing, as its
-    continuity counters tell) in ``flagged``. ``seconds`` turns a time stamp
-    into seconds.
+    continuity counters tell) in ``flagged``; in an MP4, ``(time, later
+    time)`` of pictures that came out after a later one in ``disordered`` and
+    ``(decoding time, presentation time)`` of packets shown implausibly long
+    after they are decoded in ``delayed`` (both: a damaged table of
+    presentation times). ``seconds`` turns a time stamp into seconds.
     """
 
     def __init__(self, stream, fps, seconds):
         tb = stream.time_base
         self.seconds, self.lost, self.zeroed = seconds, set(), set()
         self.misplaced, self.flagged, self._index = set(), set(), {}
+        self.disordered, self.delayed = set(), set()
+        formats = set(stream.container.format.name.split(","))
+        self._order_check = bool(formats & _ORDERED_FORMATS)
+        self._max_delay = _MAX_DELAY_FRAMES / fps / tb if fps > 0 else math.inf
         shift = _INDEX_SHIFT.get(stream.container.format.name)
         if shift is not None:
             try:
@@ -329,6 +350,13 @@ class _PacketLedger:
         got = packet.dts if packet.dts is not None else pts
         if stated is not None and got is not None and got != stated:
             self.misplaced.add((self.seconds(stated), self.seconds(got)))
+        if (
+            self._order_check
+            and pts is not None
+            and packet.dts is not None
+            and pts - packet.dts > self._max_delay
+        ):
+            self.delayed.add((self.seconds(packet.dts), self.seconds(pts)))
         if packet.is_corrupt:  # none in the real clips, in AVI, MP4 or TS
             self.flagged.add(self.seconds(got if got is not None else 0))
         if self._zero_check and _ZERO_RUN in bytes(packet):
@@ -352,6 +380,9 @@ class _PacketLedger:
             self._pending.discard(frame.pts)
             if self._newest is None or frame.pts > self._newest:
                 self._newest = frame.pts
+            elif self._order_check:
+                pair = (self.seconds(frame.pts), self.seconds(self._newest))
+                self.disordered.add(pair)
         if self._pending and (flushed or self._newest is not None):
             horizon = math.inf if flushed else self._newest - self._slack
             gone = [pts for pts in self._pending if pts < horizon]
@@ -403,6 +434,30 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             "file's index gives (the demuxer lost its place in damaged data; "
             f"the first, which the index puts at {stated:.2f} s, came out at "
             f"{got:.2f} s): sampled frames may be the wrong ones"
+        )
+    if ledger.disordered or ledger.delayed:
+        seen = []
+        if ledger.disordered:
+            n = len(ledger.disordered)
+            t, later = min(ledger.disordered)
+            seen.append(
+                f"{n} picture{'s' if n > 1 else ''} came out of the decoder out "
+                f"of time order (the first, at {t:.2f} s, after one at "
+                f"{later:.2f} s)"
+            )
+        if ledger.delayed:
+            n = len(ledger.delayed)
+            decoded, shown = min(ledger.delayed)
+            seen.append(
+                f"{n} packet{'s' if n > 1 else ''} would be shown long after "
+                f"they are decoded (the first, decoded at {decoded:.2f} s, at "
+                f"{shown:.2f} s; a decoder holds a picture back for at most 16 "
+                "frames)"
+            )
+        found.append(
+            f"damaged presentation times: {' and '.join(seen)}; the file's "
+            "table of them (its MP4 ctts box) is damaged, so frames sampled by "
+            "time may be the wrong ones"
         )
     if ledger.flagged:
         n, first = len(ledger.flagged), min(ledger.flagged)

@@ -450,7 +450,8 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             decoded, shown = min(ledger.delayed)
             seen.append(
                 f"{n} packet{'s' if n > 1 else ''} would be shown long after "
-                f"they are decoded (the first, decoded at {decoded:.2f} s, at "
+                f"{'they are' if n > 1 else 'it is'} decoded (the first, decoded "
+                f"at {decoded:.2f} s, at "
                 f"{shown:.2f} s; a decoder holds a picture back for at most 16 "
                 "frames)"
             )

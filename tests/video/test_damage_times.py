@@ -107,6 +107,16 @@ def test_pictures_shown_long_after_decoding_are_reported(b_frame_clip, tmp_path)
     assert "3.33 s got the frame at 4.52 s" in message
 
 
+@needs_b_frames
+def test_one_packet_shown_long_after_decoding_is_named_in_the_singular(
+    b_frame_clip, tmp_path
+):
+    ticks = _frame_ticks(b_frame_clip)
+    path = _shift_offsets(b_frame_clip, tmp_path / "one.mp4", [60], 40 * ticks)
+    _, message = read_reported(path)
+    assert "1 packet would be shown long after it is decoded (the first" in message
+
+
 @needs_real_clips
 @pytest.mark.parametrize("sampling", [{"n_frames": 3}, {}])
 def test_real_mp4_clips_have_ordered_times(sampling):

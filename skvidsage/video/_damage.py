@@ -394,6 +394,11 @@ class _PacketLedger:
 # the issues
 
 
+def _counted(n, noun):
+    """Return ``"1 frame"``, ``"3 frames"``: a count and its noun."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
 def _summarize(messages):
     """Describe FFmpeg's messages, one issue per kind, with the first as a quote."""
     kinds = {}
@@ -404,8 +409,8 @@ def _summarize(messages):
     for (what, effect), group in kinds.items():
         n, first = len(group), group[0]
         quote = first if len(first) <= 80 else first[:77] + "..."
-        plural = "s" if n > 1 else ""
-        issues.append(f"{what}: {effect} ({n} FFmpeg message{plural}, first: {quote})")
+        messages = _counted(n, "FFmpeg message")
+        issues.append(f"{what}: {effect} ({messages}, first: {quote})")
     return issues
 
 
@@ -422,15 +427,15 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
     if ledger.zeroed:
         n, first = len(ledger.zeroed), min(ledger.zeroed)
         found.append(
-            f"zero-filled data (as in an unfinished download): {n} packet"
-            f"{'s' if n > 1 else ''} from {first:.2f} s on hold runs of zero "
+            f"zero-filled data (as in an unfinished download): "
+            f"{_counted(n, 'packet')} from {first:.2f} s on hold runs of zero "
             "bytes that valid H.264/H.265 data never has"
         )
     if ledger.misplaced:
         n = len(ledger.misplaced)
         stated, got = min(ledger.misplaced)
         found.append(
-            f"{n} packet{'s' if n > 1 else ''} came out at other times than the "
+            f"{_counted(n, 'packet')} came out at other times than the "
             "file's index gives (the demuxer lost its place in damaged data; "
             f"the first, which the index puts at {stated:.2f} s, came out at "
             f"{got:.2f} s): sampled frames may be the wrong ones"
@@ -441,7 +446,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             n = len(ledger.disordered)
             t, later = min(ledger.disordered)
             seen.append(
-                f"{n} picture{'s' if n > 1 else ''} came out of the decoder out "
+                f"{_counted(n, 'picture')} came out of the decoder out "
                 f"of time order (the first, at {t:.2f} s, after one at "
                 f"{later:.2f} s)"
             )
@@ -449,7 +454,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             n = len(ledger.delayed)
             decoded, shown = min(ledger.delayed)
             seen.append(
-                f"{n} packet{'s' if n > 1 else ''} would be shown long after "
+                f"{_counted(n, 'packet')} would be shown long after "
                 f"{'they are' if n > 1 else 'it is'} decoded (the first, decoded "
                 f"at {decoded:.2f} s, at "
                 f"{shown:.2f} s; a decoder holds a picture back for at most 16 "
@@ -463,7 +468,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
     if ledger.flagged:
         n, first = len(ledger.flagged), min(ledger.flagged)
         found.append(
-            f"{n} packet{'s' if n > 1 else ''} that the demuxer marks as damaged "
+            f"{_counted(n, 'packet')} that the demuxer marks as damaged "
             f"(parts of the data missing), from {first:.2f} s on"
         )
     lost = sorted(ledger.lost)
@@ -486,7 +491,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
     if corrupt:
         n, at = len(corrupt), ", ".join(f"{t:.2f} s" for t in corrupt[:4])
         found.append(
-            f"{n} sampled frame{'s' if n > 1 else ''} decoded with errors "
+            f"{_counted(n, 'sampled frame')} decoded with errors "
             f"(FFmpeg filled in the damaged parts), at {at}{', ...' if n > 4 else ''}"
         )
     return found
@@ -531,6 +536,6 @@ def _lost_text(lost, fps):
     spans = [f"{a:.2f}-{b:.2f} s" if b > a else f"{a:.2f} s" for a, b in runs[:3]]
     n = len(lost)
     return (
-        f"{n} frame{'s' if n > 1 else ''} could not be decoded (FFmpeg gave no "
+        f"{_counted(n, 'frame')} could not be decoded (FFmpeg gave no "
         f"picture): {', '.join(spans)}{', ...' if len(runs) > 3 else ''}"
     )

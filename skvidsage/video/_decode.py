@@ -25,6 +25,7 @@ from skvidsage.video._damage import (
     _REFERENCE,
     _avi_header_length,
     _capture_ffmpeg_errors,
+    _counted,
     _cut_text,
     _describe,
     _ends_early,
@@ -479,9 +480,9 @@ def _decoded_duration(path, fps):
 
 def _warn_issues(video, stacklevel):
     if video.issues:
-        n = len(video.frames)
+        kept = _counted(len(video.frames), "frame")
         warnings.warn(
-            f"{video.path}: damaged stream ({n} frame{'s' if n > 1 else ''} kept): "
+            f"{video.path}: damaged stream ({kept} kept): "
             f"{'; '.join(video.issues)}",
             VideoDecodeWarning,
             stacklevel=stacklevel + 1,

@@ -427,7 +427,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
     if ledger.zeroed:
         n, first = len(ledger.zeroed), min(ledger.zeroed)
         found.append(
-            f"zero-filled data (as in an unfinished download): "
+            "zero-filled data (as in an unfinished download): "
             f"{_counted(n, 'packet')} from {first:.2f} s on hold runs of zero "
             "bytes that valid H.264/H.265 data never has"
         )
@@ -455,10 +455,9 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             decoded, shown = min(ledger.delayed)
             seen.append(
                 f"{_counted(n, 'packet')} would be shown long after "
-                f"{'they are' if n > 1 else 'it is'} decoded (the first, decoded "
-                f"at {decoded:.2f} s, at "
-                f"{shown:.2f} s; a decoder holds a picture back for at most 16 "
-                "frames)"
+                f"{'they are' if n > 1 else 'it is'} decoded (the first, "
+                f"decoded at {decoded:.2f} s, at {shown:.2f} s; a decoder holds "
+                "a picture back for at most 16 frames)"
             )
         found.append(
             f"damaged presentation times: {' and '.join(seen)}; the file's "

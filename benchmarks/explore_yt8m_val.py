@@ -67,8 +67,9 @@ is several times faster.
 - ``query-expansion``: average query expansion (Chum et al. 2007; the
   alpha-weighted form of Radenovic et al. 2018): each query row plus its n
   first hits, weighed by ``max(cos, 0)^alpha``, searched again; raw
-  features and the default embedding, n 1-10, alpha 0 or 3, on
-  ``retrieval``'s split and measure.
+  features, ``[x, mean of 10 nearest]``, SGC and the default embedding
+  (blocks L2-normalised), n 1-10, alpha 0 or 3, on ``retrieval``'s split and
+  measure.
 
 Usage::
 
@@ -505,14 +506,19 @@ def query_expansion(data_dir):
 
     Xc, Xq, p10 = _retrieval_split(data_dir)
     emb = VidSageEmbedder()
+    d = Xc.shape[1]
+    none = torch.zeros(len(Xc))
     spaces = {
         "raw mean_rgb": (normalize(Xc), normalize(Xq)),
+        "[x, mean of 10 nearest]": tuple(
+            _unit_blocks(mean10(Xc, X, same), d)
+            for X, same in ((Xc, True), (Xq, False))
+        ),
+        "SGC [x, Sx, S^2x]": tuple(_sgc_by(normalize(Xc), normalize(Xq), none)),
         "default embedding": tuple(
-            _unit_blocks(E, Xc.shape[1])
-            for E in (emb.fit_transform(Xc), emb.transform(Xq))
+            _unit_blocks(E, d) for E in (emb.fit_transform(Xc), emb.transform(Xq))
         ),
     }
-    none = torch.zeros(len(Xc))
     for name, (Ec, Eq) in spaces.items():
         Ec, Eq = Ec.astype(np.float32), Eq.astype(np.float32)
         print(f"{name}: P@10 {p10(Ec, Eq):.4f}", flush=True)

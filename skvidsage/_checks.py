@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from skvidsage._text import counted, plural
+
 __all__ = [
     "ZeroRowWarning",
     "ZeroRowsByBlocks",
@@ -81,13 +83,12 @@ def _warn_rows(rows, owner, name, stacklevel):
     n = len(rows)
     shown = ", ".join(map(str, rows[:_SHOWN])) + (", ..." if n > _SHOWN else "")
     warnings.warn(
-        f"{owner}: {n} row{'s' if n > 1 else ''} of {name} "
-        f"{'have' if n > 1 else 'has'} norm 0 (row{'s' if n > 1 else ''} "
-        f"{shown}): no direction after L2 normalisation, so such a row "
-        "stays all zero, at distance 1 from every non-zero video, and its "
-        "similarity links and embedding say nothing about its content. "
-        "Drop or fix those videos, or filter ZeroRowWarning if that is "
-        "intended.",
+        f"{owner}: {counted(n, 'row')} of {name} {plural(n, 'has', 'have')} "
+        f"norm 0 ({plural(n, 'row')} {shown}): no direction after L2 "
+        "normalisation, so such a row stays all zero, at distance 1 from "
+        "every non-zero video, and its similarity links and embedding say "
+        "nothing about its content. Drop or fix those videos, or filter "
+        "ZeroRowWarning if that is intended.",
         ZeroRowWarning,
         stacklevel=stacklevel,
     )

@@ -10,6 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_array
 
+from skvidsage._text import counted
+
 __all__ = [
     "global_average_precision_score",
     "hit_at_k_score",
@@ -59,7 +61,7 @@ def _check_targets(y_true, y_score, labels=None, *, metric):
         n = len(Y)
         raise ValueError(
             f"{metric} is undefined: y_true has no positive label (none of its "
-            f"{n} video{'s' if n > 1 else ''} has a label), so every y_score "
+            f"{counted(n, 'video')} has a label), so every y_score "
             "would get the same value. Score on data with at least one labelled "
             "video; in cross_val_score or GridSearchCV such a test fold gets "
             "error_score (nan by default, with a warning), so split so that "

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 
 import av
 
+from skvidsage._text import counted, plural
 from skvidsage.video._frames import _EPS
 from skvidsage.video._ts import ts_tail
 
@@ -394,11 +395,6 @@ class _PacketLedger:
 # the issues
 
 
-def _counted(n, noun):
-    """Return ``"1 frame"``, ``"3 frames"``: a count and its noun."""
-    return f"{n} {noun}{'s' if n != 1 else ''}"
-
-
 def _summarize(messages):
     """Describe FFmpeg's messages, one issue per kind, with the first as a quote."""
     kinds = {}
@@ -409,7 +405,7 @@ def _summarize(messages):
     for (what, effect), group in kinds.items():
         n, first = len(group), group[0]
         quote = first if len(first) <= 80 else first[:77] + "..."
-        messages = _counted(n, "FFmpeg message")
+        messages = counted(n, "FFmpeg message")
         issues.append(f"{what}: {effect} ({messages}, first: {quote})")
     return issues
 
@@ -428,14 +424,14 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
         n, first = len(ledger.zeroed), min(ledger.zeroed)
         found.append(
             "zero-filled data (as in an unfinished download): "
-            f"{_counted(n, 'packet')} from {first:.2f} s on hold runs of zero "
+            f"{counted(n, 'packet')} from {first:.2f} s on hold runs of zero "
             "bytes that valid H.264/H.265 data never has"
         )
     if ledger.misplaced:
         n = len(ledger.misplaced)
         stated, got = min(ledger.misplaced)
         found.append(
-            f"{_counted(n, 'packet')} came out at other times than the "
+            f"{counted(n, 'packet')} came out at other times than the "
             "file's index gives (the demuxer lost its place in damaged data; "
             f"the first, which the index puts at {stated:.2f} s, came out at "
             f"{got:.2f} s): sampled frames may be the wrong ones"
@@ -446,7 +442,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             n = len(ledger.disordered)
             t, later = min(ledger.disordered)
             seen.append(
-                f"{_counted(n, 'picture')} came out of the decoder out "
+                f"{counted(n, 'picture')} came out of the decoder out "
                 f"of time order (the first, at {t:.2f} s, after one at "
                 f"{later:.2f} s)"
             )
@@ -454,10 +450,10 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             n = len(ledger.delayed)
             decoded, shown = min(ledger.delayed)
             seen.append(
-                f"{_counted(n, 'packet')} would be shown long after "
-                f"{'they are' if n > 1 else 'it is'} decoded (the first, "
-                f"decoded at {decoded:.2f} s, at {shown:.2f} s; a decoder holds "
-                "a picture back for at most 16 frames)"
+                f"{counted(n, 'packet')} would be shown long after "
+                f"{plural(n, 'it is', 'they are')} decoded (the first is shown "
+                f"at {shown:.2f} s, {shown - decoded:.2f} s after its decoding "
+                "time; a decoder holds a picture back for at most 16 frames)"
             )
         found.append(
             f"damaged presentation times: {' and '.join(seen)}; the file's "
@@ -467,7 +463,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
     if ledger.flagged:
         n, first = len(ledger.flagged), min(ledger.flagged)
         found.append(
-            f"{_counted(n, 'packet')} that the demuxer marks as damaged "
+            f"{counted(n, 'packet')} that the demuxer marks as damaged "
             f"(parts of the data missing), from {first:.2f} s on"
         )
     lost = sorted(ledger.lost)
@@ -490,7 +486,7 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
     if corrupt:
         n, at = len(corrupt), ", ".join(f"{t:.2f} s" for t in corrupt[:4])
         found.append(
-            f"{_counted(n, 'sampled frame')} decoded with errors "
+            f"{counted(n, 'sampled frame')} decoded with errors "
             f"(FFmpeg filled in the damaged parts), at {at}{', ...' if n > 4 else ''}"
         )
     return found
@@ -535,6 +531,6 @@ def _lost_text(lost, fps):
     spans = [f"{a:.2f}-{b:.2f} s" if b > a else f"{a:.2f} s" for a, b in runs[:3]]
     n = len(lost)
     return (
-        f"{_counted(n, 'frame')} could not be decoded (FFmpeg gave no "
+        f"{counted(n, 'frame')} could not be decoded (FFmpeg gave no "
         f"picture): {', '.join(spans)}{', ...' if len(runs) > 3 else ''}"
     )

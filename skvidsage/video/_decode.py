@@ -21,11 +21,11 @@ import av
 import numpy as np
 
 from skvidsage._paths import path_problem
+from skvidsage._text import counted
 from skvidsage.video._damage import (
     _REFERENCE,
     _avi_header_length,
     _capture_ffmpeg_errors,
-    _counted,
     _cut_text,
     _describe,
     _ends_early,
@@ -480,7 +480,7 @@ def _decoded_duration(path, fps):
 
 def _warn_issues(video, stacklevel):
     if video.issues:
-        kept = _counted(len(video.frames), "frame")
+        kept = counted(len(video.frames), "frame")
         warnings.warn(
             f"{video.path}: damaged stream ({kept} kept): "
             f"{'; '.join(video.issues)}",

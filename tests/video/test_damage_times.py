@@ -99,7 +99,7 @@ def test_pictures_shown_long_after_decoding_are_reported(b_frame_clip, tmp_path)
     )
     video, message = read_reported(path, n_frames=3)
     assert f"{TIMES}" in message
-    assert "would be shown long after they are decoded (the first, decoded at" in (
+    assert "would be shown long after they are decoded (the first is shown at" in (
         message
     )
     assert "a decoder holds a picture back for at most 16 frames)" in message
@@ -115,6 +115,21 @@ def test_one_packet_shown_long_after_decoding_is_named_in_the_singular(
     path = _shift_offsets(b_frame_clip, tmp_path / "one.mp4", [60], 40 * ticks)
     _, message = read_reported(path)
     assert "1 packet would be shown long after it is decoded (the first" in message
+
+
+@needs_b_frames
+def test_a_negative_offset_is_named_by_its_delay(b_frame_clip, tmp_path):
+    # an offset 1000 intervals below zero (a damaged signed ctts entry):
+    # FFmpeg moves every decoding time back by it, below 0 s, so the message
+    # gives the delay, not a decoding time of -40 s
+    ticks = _frame_ticks(b_frame_clip)
+    path = _shift_offsets(b_frame_clip, tmp_path / "neg.mp4", [60], -1000 * ticks)
+    _, message = read_reported(path, n_frames=3)
+    assert (
+        "packets would be shown long after they are decoded (the first is shown "
+        "at 0.00 s, 40.04 s after its decoding time;"
+    ) in message
+    assert TABLE in message
 
 
 @needs_real_clips
@@ -137,4 +152,4 @@ def test_the_fuzz_ctts_swap_is_reported(tmp_path):
     video, message = read_reported(path, n_frames=3)
     assert len(video.frames) == 3
     assert message.startswith(f"{path}: damaged stream (3 frames kept): {TIMES}")
-    assert "(the first, decoded at 0.83 s, at 3.02 s;" in message
+    assert "(the first is shown at 3.02 s, 2.18 s after its decoding time;" in message

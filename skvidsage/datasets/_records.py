@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from skvidsage._ondisk import NpyWriter
+from skvidsage._text import plural
 from skvidsage.datasets._tfrecord import (
     ProtobufDecodeError,
     decode_feature,
@@ -97,7 +98,8 @@ def _missing(names, spans, what, other_level=None):
             f"level={other_level!r} right for these files?)"
         )
         raise _Mismatch(
-            f"missing feature(s) {missing}; this record has {what} {sorted(spans)}",
+            f"missing {plural(len(missing), 'feature')} {missing}; this record "
+            f"has {what} {sorted(spans)}",
             hint or "",
         )
 

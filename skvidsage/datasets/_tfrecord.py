@@ -22,6 +22,8 @@ from functools import cache
 import crc32c
 import numpy as np
 
+from skvidsage._text import counted
+
 _MASK_DELTA = 0xA282EAD8
 _U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
@@ -254,7 +256,7 @@ class TFRecordReader:
             self.skipped.sort(key=lambda e: e.offset)  # consumers may report late
             bad = [str(e).removeprefix(f"{self.path}: ") for e in self.skipped]
             more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
-            message = f"{self.path}: skipped {len(bad)} corrupt record(s): "
+            message = f"{self.path}: skipped {counted(len(bad), 'corrupt record')}: "
             warnings.warn(message + "; ".join(bad[:5]) + more, TFRecordWarning, 2)
 
 

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from sklearn.utils import Bunch
 
 from skvidsage._paths import path_problem
+from skvidsage._text import counted, plural
 from skvidsage.datasets._records import (
     YOUTUBE8M_N_CLASSES,
     Labels,
@@ -37,7 +38,7 @@ _DEFAULT_FEATURES = {"video": ("mean_rgb",), "frame": ("rgb",)}
 _DESCR = """\
 YouTube-8M (2018) {level}-level features
 ---------------------------------------
-{n} videos from {n_files} TFRecord file(s); features {features} ({d} columns{per});
+{n} videos from {files}; features {features} ({d} columns{per});
 labels over the {vocab}-class vocabulary ({c} columns in ``target``).
 YouTube-8M is released under CC BY 4.0: https://research.google.com/youtube8m/
 """
@@ -319,8 +320,9 @@ def load_youtube8m(
     for path, bad in nonfinite.items():
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         warnings.warn(
-            f"{path}: {len(bad)} record(s) hold inf or NaN values, loaded as they "
-            f"are: {', '.join(bad[:5])}{more}; drop those rows of data where "
+            f"{path}: {counted(len(bad), 'record')} "
+            f"{plural(len(bad), 'holds', 'hold')} inf or NaN values, loaded as "
+            f"they are: {', '.join(bad[:5])}{more}; drop those rows of data where "
             "finite input is needed",
             TFRecordWarning,
             stacklevel=2,
@@ -339,7 +341,7 @@ def load_youtube8m(
     descr = _DESCR.format(
         level=level,
         n=len(labels.ids),
-        n_files=len(files),
+        files=counted(len(files), "TFRecord file"),
         features=list(features),
         d=feature_names.size,
         per=" per frame" if level == "frame" else "",

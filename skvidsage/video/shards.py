@@ -38,6 +38,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from skvidsage._text import counted, plural
 from skvidsage.video._decode import VideoDecodeWarning
 from skvidsage.video._frames import check_videos
 
@@ -283,10 +284,12 @@ def featurize_to_folder(
             ):
                 raise
             lost = [k for k in todo if not _shard_file(folder, k).exists()]
+            n = len(lost)
             warnings.warn(
                 f"featurize_to_folder: a worker died ({exc.__class__.__name__}); "
-                f"shards {lost[:10]}{' ...' if len(lost) > 10 else ''} of {folder} "
-                "have no file and are redone.",
+                f"{plural(n, 'shard')} {lost[:10]}{' ...' if n > 10 else ''} of "
+                f"{folder} {plural(n, 'has', 'have')} no file and "
+                f"{plural(n, 'is', 'are')} redone.",
                 VideoDecodeWarning,
                 stacklevel=2,
             )
@@ -310,9 +313,12 @@ def featurize_to_folder(
         **counts,
     )
     if todo:
+        n = len(todo)
         warnings.warn(
-            f"featurize_to_folder: {len(todo)} shard(s) {todo[:10]} have no file: "
-            "their workers died in every round. Rerun the same call to redo them.",
+            f"featurize_to_folder: {counted(n, 'shard')} {todo[:10]} "
+            f"{plural(n, 'has', 'have')} no file: {plural(n, 'its', 'their')} "
+            "workers died in every round. Rerun the same call to redo "
+            f"{plural(n, 'it', 'them')}.",
             VideoDecodeWarning,
             stacklevel=2,
         )

@@ -140,7 +140,7 @@ def test_truncated_file(tmp_path, cut, expected):
     reader = TFRecordReader(path, on_error="skip")
     assert reader.count() == 2
     with pytest.warns(
-        TFRecordWarning, match=r"skipped 1 corrupt record\(s\): record 2"
+        TFRecordWarning, match=r"skipped 1 corrupt record: record 2"
     ):
         assert [d for _, _, d in reader.records()] == [b"a" * 100] * 2
     assert [e.offset for e in reader.skipped] == [offset]
@@ -155,7 +155,7 @@ def test_flipped_data_byte(tmp_path):
 
     reader = TFRecordReader(path, on_error="skip")
     with pytest.warns(
-        TFRecordWarning, match=r"skipped 1 corrupt record\(s\): record 1"
+        TFRecordWarning, match=r"skipped 1 corrupt record: record 1"
     ):
         assert [d for _, _, d in reader.records()] == [b"x" * 10, b"z" * 10]
     unchecked = [d for _, _, d in TFRecordReader(path, verify_crc=False).records()]

@@ -89,7 +89,7 @@ def test_video_level_round_trip(video_dir):
         f"mean_audio_{j}" for j in range(4)
     ]
     np.testing.assert_array_equal(bunch.target_names, np.arange(N_CLASSES))
-    assert "9 videos from 2 TFRecord file(s)" in bunch.DESCR
+    assert "9 videos from 2 TFRecord files" in bunch.DESCR
 
     X, y = load_youtube8m(path, return_X_y=True, dtype=np.float64)
     assert X.dtype == np.float64
@@ -148,7 +148,7 @@ def test_missing_feature(tmp_path):
     path = _write_videos(tmp_path / "a.tfrecord", videos)
     offset = _record_offsets(videos)[2]
     match = (
-        rf"a.tfrecord: record 2 at byte offset {offset}: missing feature\(s\) "
+        rf"a.tfrecord: record 2 at byte offset {offset}: missing feature "
         r"\['mean_audio'\]; this record has features \['id', 'labels', 'mean_rgb'\]"
     )
     with pytest.raises(TFRecordError, match=match + ", unlike the records before"):
@@ -391,7 +391,7 @@ def test_first_record_lacking_a_feature(tmp_path):
     path = _write_videos(tmp_path / "a.tfrecord", videos)
     # raise: nothing tells yet whether the request or the record is wrong
     match = (
-        r"record 0 at byte offset 0: missing feature\(s\) \['mean_rgb'\]; this "
+        r"record 0 at byte offset 0: missing feature \['mean_rgb'\]; this "
         r"record has features \['id', 'labels', 'mean_audio'\]; if the other "
         "records differ from it, this one is damaged and on_error='skip' skips it"
     )
@@ -433,7 +433,7 @@ def test_non_finite_values_warn(tmp_path, on_error):
     path = _write_videos(tmp_path / "a.tfrecord", videos)
     features = ("mean_rgb", "mean_audio")
     match = (
-        r"a.tfrecord: 2 record\(s\) hold inf or NaN values, loaded as they are: "
+        r"a.tfrecord: 2 records hold inf or NaN values, loaded as they are: "
         r"record 1 \(data\[1\]\), record 299 \(data\[299\]\)"
     )
     with pytest.warns(TFRecordWarning, match=match):
@@ -450,7 +450,7 @@ def test_non_finite_values_after_the_cast(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_youtube8m(path)
-    with pytest.warns(TFRecordWarning, match=r"1 record\(s\) .*record 2 \(data\[2\]\)"):
+    with pytest.warns(TFRecordWarning, match=r"1 record holds.*record 2 \(data\[2\]\)"):
         assert np.isinf(load_youtube8m(path, dtype=np.float16).data[2, 0])
 
 
@@ -462,7 +462,7 @@ def test_non_finite_frames_warn(tmp_path):
         encode_sequence_example({"id": "b"}, {"x": list(frames)}),
     ]
     write_tfrecord(tmp_path / "a.tfrecord", records)
-    with pytest.warns(TFRecordWarning, match=r"1 record\(s\) .*record 1 \(data\[1\]\)"):
+    with pytest.warns(TFRecordWarning, match=r"1 record holds.*record 1 \(data\[1\]\)"):
         bunch = load_youtube8m(tmp_path, level="frame", features=("x",))
     assert np.isnan(bunch.data[1][1, 0])
 
@@ -567,7 +567,7 @@ def test_frame_level_errors(tmp_path):
     with pytest.raises(ValueError, match="record 1 at .* different frame counts"):
         load_youtube8m(path, level="frame", features=("audio", "rgb"))
     match = (
-        r"record 0 at byte offset 0: missing feature\(s\) \['nope'\]; "
+        r"record 0 at byte offset 0: missing feature \['nope'\]; "
         r"this record has feature lists \['audio', 'rgb'\]"
     )
     with pytest.raises(ValueError, match=match):

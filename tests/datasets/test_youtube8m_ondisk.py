@@ -45,7 +45,7 @@ def test_video_level_on_disk_equals_in_memory(tmp_path):
     videos[5000]["mean_audio"][1] = np.nan  # in the second block
     _write_videos(tmp_path / "a.tfrecord", videos[:4000])
     _write_videos(tmp_path / "b.tfrecord", videos[4000:])
-    match = r"b.tfrecord: 1 record\(s\) .*record 1000 \(data\[5000\]\)"
+    match = r"b.tfrecord: 1 record holds .*record 1000 \(data\[5000\]\)"
     with pytest.warns(TFRecordWarning, match=match):
         memory = load_youtube8m(tmp_path, features=FEATURES)
     out = tmp_path / "arrays"

@@ -100,6 +100,31 @@ def test_a_killed_worker_costs_only_its_shard(tmp_path, videos):
     assert summary.ok == len(good)
 
 
+def _die_in_workers(frames, parent):
+    """A detector that kills every worker process it runs in (never the test's)."""
+    if os.getpid() != parent:
+        os._exit(13)
+    return [set() for _ in frames]
+
+
+def test_a_shard_whose_workers_always_die_is_named(tmp_path, videos):
+    detector = functools.partial(_die_in_workers, parent=os.getpid())
+    featurizer = VideoFeaturizer(n_frames=2, detector=detector)
+    with pytest.warns(VideoDecodeWarning) as caught:
+        summary = featurize_to_folder(
+            videos[:1], tmp_path, featurizer, shard_size=1, n_jobs=2, retries=1,
+            verbose=False,
+        )
+    assert (summary.shards_done, summary.shards_missing) == (0, 1)
+    messages = [str(w.message) for w in caught]
+    assert any("a worker died" in m and "shard [0] of" in m and "has no file and "
+               "is redone." in m for m in messages), messages
+    assert messages[-1] == (
+        "featurize_to_folder: 1 shard [0] has no file: its workers died in every "
+        "round. Rerun the same call to redo it."
+    )
+
+
 def _cli(*args):
     return [sys.executable, "-m", "skvidsage", "featurize", *map(str, args)]
 

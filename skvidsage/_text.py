@@ -36,18 +36,8 @@ def plural(n, one, many=None):
 def counted(n, noun, many=None):
     """Return a count and its noun: ``"1 frame"``, ``"3 frames"``.
 
-    Parameters
-    ----------
-    n : int
-        How many.
-    noun : str
-        The noun for one thing.
-    many : str, default=None
-        The noun for any other count; ``noun + "s"`` when None.
-
-    Returns
-    -------
-    str
+    ``n``, ``noun`` and ``many`` are those of :func:`plural` (``noun`` its
+    ``one``).
 
     Examples
     --------

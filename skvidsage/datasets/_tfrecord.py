@@ -173,10 +173,8 @@ class TFRecordReader:
     def __init__(self, path, *, verify_crc=True, on_error="raise"):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.path = os.fspath(path)
-        self.verify_crc = verify_crc
-        self.on_error = on_error
-        self.skipped = []
+        self.path, self.on_error = os.fspath(path), on_error
+        self.verify_crc, self.skipped = verify_crc, []
 
     def _headers(self, f, size, limit):
         """Yield ``(index, offset, length, reason)`` for each framed record.

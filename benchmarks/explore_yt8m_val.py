@@ -53,6 +53,12 @@ is several times faster.
 - ``graph-choice``: the embedder's graph (k nearest 10, 15, 20) and hops (2,
   3), scored for the head (``C`` tuned, with the references) and for
   retrieval (``retrieval``'s precision@10, below).
+- ``hop-blocks``: the embedder's three blocks with the far hops pooled
+  instead of appended, ``[x, Sx, mean(S^2x, ..., S^Kx)]`` (K 3 or 4) and
+  ``[x, mean(Sx, S^2x), mean(S^3x, S^4x)]``, beside ``[x, Sx, S^2x]`` and
+  ``[x, Sx, S^2x, S^3x]``, all from one 4-hop embedding of the default
+  graph: more hops at the default's 3,072 columns, scored for the head
+  (``C`` tuned, with the references) and for retrieval, as ``graph-choice``.
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
@@ -597,6 +603,42 @@ def graph_choice(data_dir):
               f"{p10(Ec, Eq):.4f}", flush=True)
 
 
+HOP_BLOCKS = {
+    "[x, Sx, S^2x] (default)": ((0,), (1,), (2,)),
+    "[x, Sx, S^2x, S^3x]": ((0,), (1,), (2,), (3,)),
+    "[x, Sx, mean(S^2x, S^3x)]": ((0,), (1,), (2, 3)),
+    "[x, Sx, mean(S^2x..S^4x)]": ((0,), (1,), (2, 3, 4)),
+    "[x, mean(Sx, S^2x), mean(S^3x, S^4x)]": ((0,), (1, 2), (3, 4)),
+}
+
+
+def _pooled(E, d, blocks):
+    """Return the blocks of ``E`` (``d`` columns each) named by ``blocks``, pooled."""
+    return np.hstack([np.mean([E[:, h * d:(h + 1) * d] for h in hops], axis=0)
+                      for hops in blocks])
+
+
+def hop_blocks(data_dir):
+    """Pool the far hops into the third block, for the head and for retrieval."""
+    from skvidsage import VidSageEmbedder
+
+    X, Y, Xv, Yv = validation_split(data_dir)
+    raw = {C: head(normalize(X), Y, C, normalize(Xv)) for C in C_GRID}
+    references(X, Y, Xv, Yv, raw)
+    emb = VidSageEmbedder(hops=4)
+    E, Ev, d = emb.fit_transform(X), emb.transform(Xv), X.shape[1]
+    for name, blocks in HOP_BLOCKS.items():
+        Z, Zv = _pooled(E, d, blocks), _pooled(Ev, d, blocks)
+        tuned(f"head on {name}", {(C, None): head(Z, Y, C, Zv) for C in C_GRID}, Yv)
+    Xc, Xq, p10 = _retrieval_split(data_dir)
+    print(f"retrieval: raw mean_rgb P@10 {p10(normalize(Xc), normalize(Xq)):.4f}")
+    emb = VidSageEmbedder(hops=4)
+    E, Eq = emb.fit_transform(Xc), emb.transform(Xq)
+    for name, blocks in HOP_BLOCKS.items():
+        Ec, Eqb = (_unit_blocks(_pooled(B, d, blocks), d) for B in (E, Eq))
+        print(f"retrieval: {name} P@10 {p10(Ec, Eqb):.4f}", flush=True)
+
+
 def fused_vote(X, Y, Xv, Yv):
     """Blend the head with the vote of neighbours by ``cos_rgb + w cos_audio``."""
     raw = {C: head(X, Y, C, Xv) for C in C_GRID}
@@ -619,7 +661,7 @@ def main(argv=None):
     parser.add_argument(
         "what", choices=("votes", "vote-space", "soft-vote", "fused-vote", "grace",
                          "class-weights", "ensemble", "graph-choice", "retrieval",
-                         "query-expansion"))
+                         "query-expansion", "hop-blocks"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
@@ -630,6 +672,8 @@ def main(argv=None):
         query_expansion(args.data)
     elif args.what == "graph-choice":
         graph_choice(args.data)
+    elif args.what == "hop-blocks":
+        hop_blocks(args.data)
     elif args.what == "fused-vote":
         fused_vote(*validation_split(args.data, "rgb+audio"))
     else:

@@ -17,18 +17,13 @@ messages are never copied and packed floats become a :func:`numpy.frombuffer` vi
 import os
 import struct
 import warnings
-from functools import cache
 
-import crc32c
 import numpy as np
 
 from skvidsage._text import counted
+from skvidsage.datasets._framing import _CRC, _check_header, _resync, masked_crc32c
 
-_MASK_DELTA = 0xA282EAD8
-_U32 = 0xFFFFFFFF
 _U64 = (1 << 64) - 1
-_HEADER = struct.Struct("<QI")
-_CRC = struct.Struct("<I")
 _KINDS = {1: "bytes_list", 2: "float_list", 3: "int64_list"}
 _EMPTY_FLOATS = np.empty(0, dtype="<f4")
 _EMPTY_FLOATS.flags.writeable = False
@@ -58,76 +53,6 @@ class TFRecordWarning(UserWarning):
 
 class ProtobufDecodeError(ValueError):
     """A record's bytes are not a valid serialized protobuf message."""
-
-
-def masked_crc32c(data):
-    """Return the masked CRC32C of the bytes-like ``data``, as TFRecord stores it.
-
-    Examples
-    --------
-    >>> hex(masked_crc32c(b"123456789"))  # crc32c(b"123456789") == 0xe3069283
-    '0xc78ab0e5'
-    """
-    crc = crc32c.crc32c(data)
-    return ((((crc >> 15) | (crc << 17)) & _U32) + _MASK_DELTA) & _U32
-
-
-def _check_header(header, offset, size, verify_crc):
-    """Return ``(length, reason)``; ``reason`` is None when the header is sound."""
-    if len(header) < 12:
-        return 0, f"truncated: expected 12 header bytes, file ends after {len(header)}"
-    length, crc = _HEADER.unpack(header)
-    if verify_crc and masked_crc32c(header[:8]) != crc:
-        return length, "length CRC mismatch"
-    available = size - offset - 12
-    if length + 4 > available:
-        return length, (
-            f"truncated: expected {length} bytes of data and a 4-byte CRC, "
-            f"file ends after {available}"
-        )
-    return length, None
-
-
-@cache
-def _crc_tables():
-    # CRC32C is affine over GF(2): the CRC of an 8-byte window is crc(8 zero bytes)
-    # XOR one entry per byte from these tables, so numpy checks all offsets at once.
-    zero = crc32c.crc32c(bytes(8))
-    one = [[bytes(i) + bytes([b]) + bytes(7 - i) for b in range(256)] for i in range(8)]
-    tables = [[crc32c.crc32c(w) ^ zero for w in row] for row in one]
-    return np.uint32(zero), np.array(tables, dtype=np.uint32)
-
-
-def _resync(f, start, size):
-    """Return the first offset >= ``start`` of a record whose two CRCs verify, or None.
-
-    12 random bytes pass the length CRC with probability 2**-32, then the data CRC
-    with 2**-32 more: in practice this is the next intact record. Chunks grow from
-    16 KiB (YouTube-8M video-level records are ~5 KB; a resync there takes 0.2 ms)
-    to 1 MiB (~20 bytes of temporaries per byte); 7 MB of damage scan in 0.15 s.
-    """
-    pos, step = start, 1 << 14
-    zero, tables = _crc_tables()
-    while pos + 16 <= size:
-        f.seek(pos)
-        chunk = f.read(step + 11)  # the 12-byte windows at pos .. pos + step - 1
-        m = len(chunk) - 11
-        u = np.frombuffer(chunk, dtype=np.uint8)
-        crc = np.full(m, zero, dtype=np.uint32)
-        for i in range(8):
-            crc ^= tables[i][u[i : i + m]]
-        crc = ((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)  # mod 2**32
-        stored = np.ndarray((m,), "<u4", buffer=chunk, offset=8, strides=(1,))
-        for c in np.flatnonzero(crc == stored).tolist():
-            length = _HEADER.unpack_from(chunk, c)[0]
-            if length + 16 > size - pos - c:
-                continue
-            f.seek(pos + c + 12)
-            data = f.read(length + 4)
-            if masked_crc32c(data[:length]) == _CRC.unpack_from(data, length)[0]:
-                return pos + c
-        pos, step = pos + step, min(2 * step, 1 << 20)
-    return None
 
 
 class TFRecordReader:
@@ -173,8 +98,10 @@ class TFRecordReader:
     def __init__(self, path, *, verify_crc=True, on_error="raise"):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.path, self.on_error = os.fspath(path), on_error
-        self.verify_crc, self.skipped = verify_crc, []
+        self.path = os.fspath(path)
+        self.verify_crc = verify_crc
+        self.on_error = on_error
+        self.skipped = []
 
     def _headers(self, f, size, limit):
         """Yield ``(index, offset, length, reason)`` for each framed record.

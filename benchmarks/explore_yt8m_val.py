@@ -87,6 +87,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py class-weights --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py ensemble --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py graph-choice --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py hop-blocks --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py query-expansion --data ../shared/data/yt8m
 """
@@ -581,26 +582,36 @@ def ensemble(X, Y, Xv, Yv):
 GRAPH_CHOICES = ((10, 2), (10, 3), (15, 2), (20, 2), (20, 3))
 
 
+def _head_and_retrieval(data_dir, embeddings):
+    """Score ``embeddings(X, Xq)``'s ``(name, Z, Zq)`` for the head and retrieval.
+
+    The head as every system's here (``C`` tuned, the references in the run)
+    on the validation split; then precision@10 on ``retrieval``'s split, each
+    ``d``-column block L2-normalised.
+    """
+    X, Y, Xv, Yv = validation_split(data_dir)
+    raw = {C: head(normalize(X), Y, C, normalize(Xv)) for C in C_GRID}
+    references(X, Y, Xv, Yv, raw)
+    for name, Z, Zv in embeddings(X, Xv):
+        tuned(f"head on {name}", {(C, None): head(Z, Y, C, Zv) for C in C_GRID}, Yv)
+    Xc, Xq, p10 = _retrieval_split(data_dir)
+    print(f"retrieval: raw mean_rgb P@10 {p10(normalize(Xc), normalize(Xq)):.4f}")
+    for name, Ec, Eq in embeddings(Xc, Xq):
+        Ec, Eq = (_unit_blocks(E, Xc.shape[1]) for E in (Ec, Eq))
+        print(f"retrieval: {name} P@10 {p10(Ec, Eq):.4f}", flush=True)
+
+
 def graph_choice(data_dir):
     """Score the embedder's k nearest and hops for the head and for retrieval."""
     from skvidsage import VideoGraphBuilder, VidSageEmbedder
 
-    X, Y, Xv, Yv = validation_split(data_dir)
-    raw = {C: head(normalize(X), Y, C, normalize(Xv)) for C in C_GRID}
-    references(X, Y, Xv, Yv, raw)
-    for k, hops in GRAPH_CHOICES:
-        emb = VidSageEmbedder(hops=hops, graph=VideoGraphBuilder(n_neighbors=k))
-        Z, Zv = emb.fit_transform(X), emb.transform(Xv)
-        tuned(f"head on VidSageEmbedder, k={k}, {hops} hops",
-              {(C, None): head(Z, Y, C, Zv) for C in C_GRID}, Yv)
-    Xc, Xq, p10 = _retrieval_split(data_dir)
-    print(f"retrieval: raw mean_rgb P@10 {p10(normalize(Xc), normalize(Xq)):.4f}")
-    for k, hops in GRAPH_CHOICES:
-        emb = VidSageEmbedder(hops=hops, graph=VideoGraphBuilder(n_neighbors=k))
-        Ec, Eq = (_unit_blocks(E, Xc.shape[1]) for E in
-                  (emb.fit_transform(Xc), emb.transform(Xq)))
-        print(f"retrieval: VidSageEmbedder, k={k}, {hops} hops P@10 "
-              f"{p10(Ec, Eq):.4f}", flush=True)
+    def embeddings(X, Xq):
+        for k, hops in GRAPH_CHOICES:
+            emb = VidSageEmbedder(hops=hops, graph=VideoGraphBuilder(n_neighbors=k))
+            yield (f"VidSageEmbedder, k={k}, {hops} hops", emb.fit_transform(X),
+                   emb.transform(Xq))
+
+    _head_and_retrieval(data_dir, embeddings)
 
 
 HOP_BLOCKS = {
@@ -622,21 +633,13 @@ def hop_blocks(data_dir):
     """Pool the far hops into the third block, for the head and for retrieval."""
     from skvidsage import VidSageEmbedder
 
-    X, Y, Xv, Yv = validation_split(data_dir)
-    raw = {C: head(normalize(X), Y, C, normalize(Xv)) for C in C_GRID}
-    references(X, Y, Xv, Yv, raw)
-    emb = VidSageEmbedder(hops=4)
-    E, Ev, d = emb.fit_transform(X), emb.transform(Xv), X.shape[1]
-    for name, blocks in HOP_BLOCKS.items():
-        Z, Zv = _pooled(E, d, blocks), _pooled(Ev, d, blocks)
-        tuned(f"head on {name}", {(C, None): head(Z, Y, C, Zv) for C in C_GRID}, Yv)
-    Xc, Xq, p10 = _retrieval_split(data_dir)
-    print(f"retrieval: raw mean_rgb P@10 {p10(normalize(Xc), normalize(Xq)):.4f}")
-    emb = VidSageEmbedder(hops=4)
-    E, Eq = emb.fit_transform(Xc), emb.transform(Xq)
-    for name, blocks in HOP_BLOCKS.items():
-        Ec, Eqb = (_unit_blocks(_pooled(B, d, blocks), d) for B in (E, Eq))
-        print(f"retrieval: {name} P@10 {p10(Ec, Eqb):.4f}", flush=True)
+    def embeddings(X, Xq):
+        emb = VidSageEmbedder(hops=4)
+        E, Eq, d = emb.fit_transform(X), emb.transform(Xq), X.shape[1]
+        for name, blocks in HOP_BLOCKS.items():
+            yield name, _pooled(E, d, blocks), _pooled(Eq, d, blocks)
+
+    _head_and_retrieval(data_dir, embeddings)
 
 
 def fused_vote(X, Y, Xv, Yv):

@@ -59,6 +59,11 @@ is several times faster.
   ``[x, Sx, S^2x, S^3x]``, all from one 4-hop embedding of the default
   graph: more hops at the default's 3,072 columns, scored for the head
   (``C`` tuned, with the references) and for retrieval, as ``graph-choice``.
+- ``transductive``: the default embedder fitted, without labels, on the
+  training and the unseen videos together (the validation videos, or for
+  retrieval the queries, linked to each other as well as to the training
+  videos), beside the inductive default (fitted on the training videos,
+  ``transform`` for the unseen ones); scored as ``graph-choice``.
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
@@ -88,6 +93,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py ensemble --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py graph-choice --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py hop-blocks --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py transductive --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py query-expansion --data ../shared/data/yt8m
 """
@@ -642,6 +648,65 @@ def hop_blocks(data_dir):
     _head_and_retrieval(data_dir, embeddings)
 
 
+def transductive(data_dir):
+    """The default embedder fitted on the training and the unseen videos together."""
+    from skvidsage import VidSageEmbedder
+
+    def embeddings(X, Xq):
+        emb = VidSageEmbedder()
+        yield "VidSageEmbedder(), inductive", emb.fit_transform(X), emb.transform(Xq)
+        E = VidSageEmbedder().fit_transform(np.vstack([X, Xq]))
+        yield "VidSageEmbedder(), transductive", E[:len(X)], E[len(X):]
+
+    _head_and_retrieval(data_dir, embeddings)
+
+
+def _union_graph(x, xv, k, gamma):
+    """Symmetric-normalised RBF k-NN graph over the training and unseen rows."""
+    xa = np.vstack([x, xv]).astype(np.float32)
+    S = xa @ xa.T
+    np.fill_diagonal(S, -np.inf)
+    idx, sim = top(S, k)
+    del S
+    n = len(xa)
+    W = sp.csr_matrix((np.exp(-gamma * (2 - 2 * sim)).ravel(), idx.ravel(),
+                       np.arange(0, idx.size + 1, k)), shape=(n, n))
+    W = W.maximum(W.T)
+    Dm = sp.diags(1.0 / np.sqrt(np.asarray(W.sum(axis=1)).ravel()))
+    return (Dm @ W @ Dm).tocsr()
+
+
+def trans_smooth(X, Y, Xv, Yv):
+    """Smooth the head's scores over a graph that links the unseen videos too.
+
+    Correct-and-Smooth's smoothing step as in its paper (transductive): the
+    training rows start at their labels, the unseen rows at the head's scores,
+    ``Z <- (1 - a) G + a S Z`` for 20 steps with the training rows reset to
+    their labels each step; beside the package's inductive one-hop vote.
+    """
+    x, raw, idx, sim = _raw_heads_and_neighbours(X, Y, Xv, Yv)
+    xv, n = normalize(Xv), len(X)
+    prior = Y.mean(axis=0)
+    lin, bayes = {}, {}
+    for k, gamma in ((20, 5.0), (50, 10.0)):
+        _blends(raw, weighted_vote(Y, idx, sim, k, gamma), prior, f"k={k}", lin, bayes)
+    tuned("inductive vote, linear", lin, Yv)
+    tuned("inductive vote, log-odds", bayes, Yv)
+    smooth = {}
+    for k, gamma in ((10, 5.0), (20, 5.0), (50, 10.0)):
+        S = _union_graph(x, xv, k, gamma)
+        for C, P in raw.items():
+            G = np.vstack([Y, P])
+            for a in (0.5, 0.8, 0.9):
+                Z = G.copy()
+                for _ in range(20):
+                    Z = (1 - a) * G + a * (S @ Z)
+                    Z[:n] = Y
+                smooth[(C, f"k={k} a={a}")] = Z[n:]
+        print(f"  (graph k={k} done)", flush=True)
+    tuned("transductive smoothing", smooth, Yv)
+
+
 def fused_vote(X, Y, Xv, Yv):
     """Blend the head with the vote of neighbours by ``cos_rgb + w cos_audio``."""
     raw = {C: head(X, Y, C, Xv) for C in C_GRID}
@@ -664,7 +729,8 @@ def main(argv=None):
     parser.add_argument(
         "what", choices=("votes", "vote-space", "soft-vote", "fused-vote", "grace",
                          "class-weights", "ensemble", "graph-choice", "retrieval",
-                         "query-expansion", "hop-blocks"))
+                         "query-expansion", "hop-blocks", "transductive",
+                         "trans-smooth"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
@@ -677,12 +743,14 @@ def main(argv=None):
         graph_choice(args.data)
     elif args.what == "hop-blocks":
         hop_blocks(args.data)
+    elif args.what == "transductive":
+        transductive(args.data)
     elif args.what == "fused-vote":
         fused_vote(*validation_split(args.data, "rgb+audio"))
     else:
         what = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote, "class-weights": class_weights,
-                "ensemble": ensemble}
+                "ensemble": ensemble, "trans-smooth": trans_smooth}
         what[args.what](*validation_split(args.data))
 
 

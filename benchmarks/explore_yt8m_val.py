@@ -75,6 +75,11 @@ is several times faster.
   the neighbours the two videos share (``|N+(i) & N+(j)| / (k + 1)``, ``N+``
   the k nearest and the video itself), beside binary links (the SGC
   reference), k 10 and 20; scored as ``graph-choice``.
+- ``c-grid``: every system's ``C`` chosen from 1, 2, 4, ..., 64 (the
+  protocol's grid steps by 4) for raw, the two references, the default
+  embedder, and the raw and embedder heads blended with the vote (k 50,
+  gamma 10; linear and log-odds): is the coarse grid what holds a system
+  back?
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
@@ -107,6 +112,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py transductive --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py trans-smooth --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py snn-graph --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py c-grid --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py query-expansion --data ../shared/data/yt8m
 """
@@ -774,6 +780,36 @@ def snn_graph(data_dir):
     _head_and_retrieval(data_dir, embeddings)
 
 
+C_FINE = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+
+
+def c_grid(X, Y, Xv, Yv):
+    """Choose every system's ``C`` from a grid twice as fine (1-64, factor 2)."""
+    from skvidsage import VidSageEmbedder
+
+    x, xv = normalize(X), normalize(Xv)
+    systems = {"raw": (x, xv), "[x, mean of 10 nearest]": (mean10(X, X, True),
+                                                          mean10(X, Xv, False)),
+               "SGC [x, Sx, S^2x]": (sgc(X, X, True), sgc(X, Xv, False))}
+    emb = VidSageEmbedder()
+    systems["VidSageEmbedder()"] = (emb.fit_transform(X), emb.transform(Xv))
+    heads = {}
+    for name, (Z, Zv) in systems.items():
+        heads[name] = {C: head(Z, Y, C, Zv) for C in C_FINE}
+        for grid in (C_GRID, C_FINE):
+            tuned(f"{name}, C from {len(grid)}",
+                  {(C, None): heads[name][C] for C in grid}, Yv)
+    idx, sim = top(xv @ x.T, 50)
+    V = weighted_vote(Y, idx, sim, 50, 10.0)
+    prior = Y.mean(axis=0)
+    for name in ("raw", "VidSageEmbedder()"):
+        for grid in (C_GRID, C_FINE):
+            lin, bayes = {}, {}
+            _blends({C: heads[name][C] for C in grid}, V, prior, "k=50", lin, bayes)
+            tuned(f"{name} + vote, linear, C from {len(grid)}", lin, Yv)
+            tuned(f"{name} + vote, log-odds, C from {len(grid)}", bayes, Yv)
+
+
 def fused_vote(X, Y, Xv, Yv):
     """Blend the head with the vote of neighbours by ``cos_rgb + w cos_audio``."""
     raw = {C: head(X, Y, C, Xv) for C in C_GRID}
@@ -797,7 +833,7 @@ def main(argv=None):
         "what", choices=("votes", "vote-space", "soft-vote", "fused-vote", "grace",
                          "class-weights", "ensemble", "graph-choice", "retrieval",
                          "query-expansion", "hop-blocks", "transductive",
-                         "trans-smooth", "snn-graph"))
+                         "trans-smooth", "snn-graph", "c-grid"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
@@ -819,7 +855,8 @@ def main(argv=None):
     else:
         what = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote, "class-weights": class_weights,
-                "ensemble": ensemble, "trans-smooth": trans_smooth}
+                "ensemble": ensemble, "trans-smooth": trans_smooth,
+                "c-grid": c_grid}
         what[args.what](*validation_split(args.data))
 
 

@@ -680,17 +680,24 @@ def transductive(data_dir):
     _head_and_retrieval(data_dir, embeddings)
 
 
-def _union_graph(x, xv, k, gamma, norm):
-    """RBF k-NN graph over the training and unseen rows, symmetrised.
+def _union_links(x, xv, k):
+    """Each row's ``k`` nearest other rows of training and unseen videos together.
 
-    ``norm`` "sym" gives ``D^-1/2 W D^-1/2``; "mean", ``D^-1 W``.
+    Sorted by cosine, so the first ``k' < k`` columns are the ``k'`` nearest.
     """
     xa = np.vstack([x, xv]).astype(np.float32)
     S = xa @ xa.T
     np.fill_diagonal(S, -np.inf)
-    idx, sim = top(S, k)
-    del S
-    n = len(xa)
+    return top(S, k)
+
+
+def _union_graph(idx, sim, k, gamma, norm):
+    """RBF graph over the first ``k`` links of ``_union_links``, symmetrised.
+
+    ``norm`` "sym" gives ``D^-1/2 W D^-1/2``; "mean", ``D^-1 W``.
+    """
+    idx, sim = idx[:, :k], sim[:, :k]
+    n = len(idx)
     W = sp.csr_matrix((np.exp(-gamma * (2 - 2 * sim)).ravel(), idx.ravel(),
                        np.arange(0, idx.size + 1, k)), shape=(n, n))
     W = W.maximum(W.T)
@@ -718,10 +725,11 @@ def trans_smooth(X, Y, Xv, Yv):
         _blends(raw, weighted_vote(Y, idx, sim, k, gamma), prior, f"k={k}", lin, bayes)
     tuned("inductive vote, linear", lin, Yv)
     tuned("inductive vote, log-odds", bayes, Yv)
+    links = _union_links(x, xv, 50)
     for norm in ("sym", "mean"):
         smooth = {}
         for k, gamma in ((10, 5.0), (20, 5.0), (50, 10.0)):
-            S = _union_graph(x, xv, k, gamma, norm)
+            S = _union_graph(*links, k, gamma, norm)
             for C, P in raw.items():
                 G = np.vstack([Y, P])
                 for a in (0.5, 0.8, 0.9):
@@ -733,28 +741,25 @@ def trans_smooth(X, Y, Xv, Yv):
         tuned(f"transductive smoothing, {norm}", smooth, Yv)
 
 
-def _snn_propagation(X, Xq, k, shared):
-    """``[x, Sx, S^2x]`` over the k-NN graph, links weighed by shared neighbours.
+def _snn_propagation(X, Xq, k):
+    """SGC's ``[x, Sx, S^2x]`` with its links weighed by shared neighbours.
 
-    With ``shared`` a link ``i -> j`` weighs ``|N+(i) & N+(j)| / (k + 1)``
-    (``N+`` a video's k nearest and itself; an unseen video is in no other
-    video's list); without it, 1 (SGC). Symmetrised by the larger weight,
-    self loops of 1, ``D^-1/2 (W + I) D^-1/2``; unseen rows by SGC's rule.
+    A link ``i -> j`` weighs ``|N+(i) & N+(j)| / (k + 1)`` (``N+`` a video's
+    k nearest and itself; an unseen video is in no other video's list), where
+    ``sgc`` gives every link 1; otherwise as ``sgc``: symmetrised by the
+    larger weight, self loops of 1, ``D^-1/2 (W + I) D^-1/2``, unseen rows by
+    its rule.
     """
     x, xq = normalize(X), normalize(Xq)
     n = len(x)
     idx = knn(x, x, k, exclude_self=True)
-    ptr = np.arange(0, idx.size + 1, k)
     q = knn(x, xq, k, exclude_self=False)
-    if shared:
-        members = [set(row) | {i} for i, row in enumerate(idx)]
-        w = np.array([[len(members[i] & members[j]) for j in row]
-                      for i, row in enumerate(idx)]) / (k + 1)
-        wq = np.array([[len(set(row) & members[j]) for j in row]
-                       for row in q]) / (k + 1)
-    else:
-        w, wq = np.ones(idx.shape), np.ones(q.shape)
-    W = sp.csr_matrix((w.ravel(), idx.ravel(), ptr), shape=(n, n))
+    members = [set(row) | {i} for i, row in enumerate(idx)]
+    w = np.array([[len(members[i] & members[j]) for j in row]
+                  for i, row in enumerate(idx)]) / (k + 1)
+    wq = np.array([[len(set(row) & members[j]) for j in row] for row in q]) / (k + 1)
+    W = sp.csr_matrix((w.ravel(), idx.ravel(), np.arange(0, idx.size + 1, k)),
+                      shape=(n, n))
     W = W.maximum(W.T)
     d = 1.0 + np.asarray(W.sum(axis=1)).ravel()
     Dm = sp.diags(1.0 / np.sqrt(d))
@@ -772,10 +777,8 @@ def snn_graph(data_dir):
 
     def embeddings(X, Xq):
         for k in (10, 20):
-            for shared in (False, True):
-                E, Eq = _snn_propagation(X, Xq, k, shared)
-                name = "shared-neighbour" if shared else "binary"
-                yield f"{name} links, k={k}", E, Eq
+            yield f"binary links, k={k}", sgc(X, X, True, k), sgc(X, Xq, False, k)
+            yield f"shared-neighbour links, k={k}", *_snn_propagation(X, Xq, k)
 
     _head_and_retrieval(data_dir, embeddings)
 
@@ -828,36 +831,25 @@ def fused_vote(X, Y, Xv, Yv):
 
 
 def main(argv=None):
+    # commands that load their own splits, and those on the validation split
+    on_files = {"retrieval": retrieval, "query-expansion": query_expansion,
+                "graph-choice": graph_choice, "hop-blocks": hop_blocks,
+                "transductive": transductive, "snn-graph": snn_graph}
+    on_split = {"votes": votes, "vote-space": vote_space, "grace": grace,
+                "soft-vote": soft_vote, "class-weights": class_weights,
+                "ensemble": ensemble, "trans-smooth": trans_smooth, "c-grid": c_grid}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "what", choices=("votes", "vote-space", "soft-vote", "fused-vote", "grace",
-                         "class-weights", "ensemble", "graph-choice", "retrieval",
-                         "query-expansion", "hop-blocks", "transductive",
-                         "trans-smooth", "snn-graph", "c-grid"))
+    parser.add_argument("what", choices=(*on_split, "fused-vote", *on_files))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count()))
     print(f"load: {os.getloadavg()[0]:.1f}", flush=True)
-    if args.what == "retrieval":
-        retrieval(args.data)
-    elif args.what == "query-expansion":
-        query_expansion(args.data)
-    elif args.what == "graph-choice":
-        graph_choice(args.data)
-    elif args.what == "hop-blocks":
-        hop_blocks(args.data)
-    elif args.what == "transductive":
-        transductive(args.data)
-    elif args.what == "snn-graph":
-        snn_graph(args.data)
+    if args.what in on_files:
+        on_files[args.what](args.data)
     elif args.what == "fused-vote":
         fused_vote(*validation_split(args.data, "rgb+audio"))
     else:
-        what = {"votes": votes, "vote-space": vote_space, "grace": grace,
-                "soft-vote": soft_vote, "class-weights": class_weights,
-                "ensemble": ensemble, "trans-smooth": trans_smooth,
-                "c-grid": c_grid}
-        what[args.what](*validation_split(args.data))
+        on_split[args.what](*validation_split(args.data))
 
 
 if __name__ == "__main__":

@@ -75,6 +75,12 @@ is several times faster.
   the neighbours the two videos share (``|N+(i) & N+(j)| / (k + 1)``, ``N+``
   the k nearest and the video itself), beside binary links (the SGC
   reference), k 10 and 20; scored as ``graph-choice``.
+- ``mutual-ppr``: SGC's blocks over mutual k-NN links only (each video
+  also keeps its nearest; an unseen video keeps a link when it would be
+  among that training video's k nearest), k 10, 20 and 30; and
+  ``[x, Sx, far]``, ``far`` the hops 2-8 of SGC's graph mixed with weights
+  ``beta^(h-2)`` (beta 0.5, 0.8; a personalised-PageRank-like tail in the
+  default's 3,072 columns); scored as ``graph-choice``.
 - ``c-grid``: every system's ``C`` chosen from 1, 2, 4, ..., 64 (the
   protocol's grid steps by 4) for raw, the two references, the default
   embedder, and the raw and embedder heads blended with the vote (k 50,
@@ -112,6 +118,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py transductive --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py trans-smooth --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py snn-graph --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py mutual-ppr --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py c-grid --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py query-expansion --data ../shared/data/yt8m
@@ -741,35 +748,53 @@ def trans_smooth(X, Y, Xv, Yv):
         tuned(f"transductive smoothing, {norm}", smooth, Yv)
 
 
+def _weighted_hops(x, xq, W, q, wq, hops=2):
+    """Propagated blocks ``[x, Sx, ..., S^hops x]`` over weighted links.
+
+    ``W``: the training videos' links (sparse, symmetric, no self loops);
+    ``q``/``wq``: each unseen video's linked training videos and their weights.
+    As ``sgc``: self loops of 1, ``S = D^-1/2 (W + I) D^-1/2``, an unseen row
+    weighs itself ``1/d_q`` and training video ``j`` by ``w/sqrt(d_q d_j)``.
+    Returns the two lists of blocks, training then unseen.
+    """
+    n = len(x)
+    d = 1.0 + np.asarray(W.sum(axis=1)).ravel()
+    Dm = sp.diags(1.0 / np.sqrt(d))
+    S = Dm @ (W + sp.eye(n)) @ Dm
+    d_q = 1.0 + wq.sum(axis=1, keepdims=True)
+    wq = wq / np.sqrt(d_q * d[q])
+    train, unseen = [x], [xq]
+    for _ in range(hops):
+        unseen.append(unseen[-1] / d_q + np.einsum("qk,qkd->qd", wq, train[-1][q]))
+        train.append(S @ train[-1])
+    return train, unseen
+
+
+def _links(idx, w, n):
+    """Sparse ``n x n`` links from each row's ``idx`` with weights ``w``."""
+    k = idx.shape[1]
+    return sp.csr_matrix((np.asarray(w, float).ravel(), idx.ravel(),
+                          np.arange(0, idx.size + 1, k)), shape=(n, n))
+
+
 def _snn_propagation(X, Xq, k):
     """SGC's ``[x, Sx, S^2x]`` with its links weighed by shared neighbours.
 
     A link ``i -> j`` weighs ``|N+(i) & N+(j)| / (k + 1)`` (``N+`` a video's
     k nearest and itself; an unseen video is in no other video's list), where
     ``sgc`` gives every link 1; otherwise as ``sgc``: symmetrised by the
-    larger weight, self loops of 1, ``D^-1/2 (W + I) D^-1/2``, unseen rows by
-    its rule.
+    larger weight, unseen rows by its rule (``_weighted_hops``).
     """
     x, xq = normalize(X), normalize(Xq)
-    n = len(x)
     idx = knn(x, x, k, exclude_self=True)
     q = knn(x, xq, k, exclude_self=False)
     members = [set(row) | {i} for i, row in enumerate(idx)]
     w = np.array([[len(members[i] & members[j]) for j in row]
                   for i, row in enumerate(idx)]) / (k + 1)
     wq = np.array([[len(set(row) & members[j]) for j in row] for row in q]) / (k + 1)
-    W = sp.csr_matrix((w.ravel(), idx.ravel(), np.arange(0, idx.size + 1, k)),
-                      shape=(n, n))
-    W = W.maximum(W.T)
-    d = 1.0 + np.asarray(W.sum(axis=1)).ravel()
-    Dm = sp.diags(1.0 / np.sqrt(d))
-    S = Dm @ (W + sp.eye(n)) @ Dm
-    S1 = S @ x
-    d_q = 1.0 + wq.sum(axis=1, keepdims=True)
-    wq = wq / np.sqrt(d_q * d[q])
-    s1 = xq / d_q + np.einsum("qk,qkd->qd", wq, x[q])
-    s2 = s1 / d_q + np.einsum("qk,qkd->qd", wq, S1[q])
-    return (np.hstack(B).astype(np.float32) for B in ((x, S1, S @ S1), (xq, s1, s2)))
+    W = _links(idx, w, len(x))
+    blocks = _weighted_hops(x, xq, W.maximum(W.T), q, wq)
+    return (np.hstack(B).astype(np.float32) for B in blocks)
 
 
 def snn_graph(data_dir):
@@ -779,6 +804,57 @@ def snn_graph(data_dir):
         for k in (10, 20):
             yield f"binary links, k={k}", sgc(X, X, True, k), sgc(X, Xq, False, k)
             yield f"shared-neighbour links, k={k}", *_snn_propagation(X, Xq, k)
+
+    _head_and_retrieval(data_dir, embeddings)
+
+
+def _mutual_links(x, xq, k):
+    """Mutual k-NN links: ``i - j`` kept when each is among the other's k nearest.
+
+    Every video also keeps its nearest neighbour, so that none is left alone.
+    An unseen video ``q`` keeps its link to ``j`` when ``cos(q, j)`` reaches
+    ``j``'s k-th nearest cosine (``q`` would be among ``j``'s k nearest), and
+    always its nearest: inductive, one row at a time.
+    """
+    n = len(x)
+    idx = knn(x, x, k, exclude_self=True)
+    A = _links(idx, np.ones(idx.size), n)
+    W = A.minimum(A.T).maximum(_links(idx[:, :1], np.ones(n), n))
+    kth = np.einsum("nd,nd->n", x, x[idx[:, -1]])
+    q = knn(x, xq, k, exclude_self=False)
+    cos = np.einsum("qd,qkd->qk", xq, x[q])
+    wq = (cos >= kth[q] - 1e-6).astype(float)
+    wq[:, 0] = 1.0
+    return W.maximum(W.T), q, wq
+
+
+def _geometric(blocks, beta):
+    """``[x, Sx, sum_h beta^(h-2) S^h x / sum_h beta^(h-2)]`` for hops h >= 2."""
+    w = beta ** np.arange(len(blocks) - 2)
+    far = sum(wi * B for wi, B in zip(w, blocks[2:], strict=True)) / w.sum()
+    return np.hstack([blocks[0], blocks[1], far]).astype(np.float32)
+
+
+def mutual_ppr(data_dir):
+    """Mutual k-NN links, and a geometric mix of far hops, for head and retrieval."""
+
+    def embeddings(X, Xq):
+        x, xq = normalize(X), normalize(Xq)
+        for k in (10, 20, 30):
+            W, q, wq = _mutual_links(x, xq, k)
+            print(f"mutual k={k}: {W.nnz / len(x):.1f} links a video, "
+                  f"{wq.sum(axis=1).mean():.1f} an unseen one", flush=True)
+            blocks = _weighted_hops(x, xq, W, q, wq)
+            yield (f"mutual k-NN links, k={k}",
+                   *(np.hstack(B).astype(np.float32) for B in blocks))
+        idx, q = knn(x, x, 10, exclude_self=True), knn(x, xq, 10, exclude_self=False)
+        A = _links(idx, np.ones(idx.size), len(x))
+        train, unseen = _weighted_hops(x, xq, A.maximum(A.T), q, np.ones(q.shape), 8)
+        yield ("binary k=10 (SGC)", *(np.hstack(B[:3]).astype(np.float32)
+                                      for B in (train, unseen)))
+        for beta in (0.5, 0.8):
+            yield (f"[x, Sx, geometric S^2x..S^8x, beta {beta}]",
+                   _geometric(train, beta), _geometric(unseen, beta))
 
     _head_and_retrieval(data_dir, embeddings)
 
@@ -834,7 +910,8 @@ def main(argv=None):
     # commands that load their own splits, and those on the validation split
     on_files = {"retrieval": retrieval, "query-expansion": query_expansion,
                 "graph-choice": graph_choice, "hop-blocks": hop_blocks,
-                "transductive": transductive, "snn-graph": snn_graph}
+                "transductive": transductive, "snn-graph": snn_graph,
+                "mutual-ppr": mutual_ppr}
     on_split = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote, "class-weights": class_weights,
                 "ensemble": ensemble, "trans-smooth": trans_smooth, "c-grid": c_grid}

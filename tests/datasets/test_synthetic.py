@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 import skvidsage
-from skvidsage.datasets import make_video_classification
+from skvidsage.datasets import _render, make_video_classification
 from skvidsage.datasets._synthetic import KIND_NAMES, _class_kinds, get_data_home
 from skvidsage.video._decode import read_frames
 
@@ -210,3 +211,27 @@ def test_cnn_features_classify_well_above_chance(tmp_path):
         LogisticRegression(C=10, max_iter=1000), X, data.target, cv=4
     )
     assert scores.mean() > 0.5  # chance: 0.25
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),
+                    reason="x264's asm= flags named here are x86's")
+def test_encodes_do_not_depend_on_the_cpus_simd(tmp_path, monkeypatch):
+    """An older CPU (x264 told to use SSE4.2 at most) writes the same bytes."""
+    av = pytest.importorskip("av")
+    if _render._codec() != "libx264":
+        pytest.skip("no libx264 in this FFmpeg")
+    scenes = _render._make_world(np.random.default_rng(0), 3)
+    clips = [_render._render(100 + i, scenes[i], 16, (64, 96))[0] for i in range(4)]
+
+    def encode(folder):
+        (tmp_path / folder).mkdir()
+        for i, video in enumerate(clips):
+            _render._encode(tmp_path / folder / f"{i}.mp4", video, 8, "libx264")
+        return [(tmp_path / folder / f"{i}.mp4").read_bytes() for i in range(4)]
+
+    here = encode("here")
+    older = dict(_render._X264_OPTIONS)
+    older["x264-params"] += ":asm=SSE2,SSE3,SSSE3,SSE4.1,SSE4.2"
+    monkeypatch.setattr(_render, "_X264_OPTIONS", older)
+    assert encode("older") == here
+    assert av.open(str(tmp_path / "here" / "0.mp4")).streams.video[0].frames == 16

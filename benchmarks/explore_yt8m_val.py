@@ -81,6 +81,9 @@ is several times faster.
   ``[x, Sx, far]``, ``far`` the hops 2-8 of SGC's graph mixed with weights
   ``beta^(h-2)`` (beta 0.5, 0.8; a personalised-PageRank-like tail in the
   default's 3,072 columns); scored as ``graph-choice``.
+- ``geometric-tail``: that tail (beta 0.5, 0.8, 1) over the default
+  embedder's own graph (``VidSageEmbedder(hops=8)``'s blocks), beside the
+  default ``[x, Sx, S^2x]``; scored as ``graph-choice``.
 - ``c-grid``: every system's ``C`` chosen from 1, 2, 4, ..., 64 (the
   protocol's grid steps by 4) for raw, the two references, the default
   embedder, and the raw and embedder heads blended with the vote (k 50,
@@ -119,6 +122,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py trans-smooth --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py snn-graph --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py mutual-ppr --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py geometric-tail --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py c-grid --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py query-expansion --data ../shared/data/yt8m
@@ -859,6 +863,23 @@ def mutual_ppr(data_dir):
     _head_and_retrieval(data_dir, embeddings)
 
 
+def geometric_tail(data_dir):
+    """Score ``mutual-ppr``'s geometric tail over the default embedder's graph."""
+    from skvidsage import VidSageEmbedder
+
+    def embeddings(X, Xq):
+        emb = VidSageEmbedder(hops=8)
+        E, Eq, d = emb.fit_transform(X), emb.transform(Xq), X.shape[1]
+        train, unseen = ([B[:, h * d:(h + 1) * d] for h in range(9)] for B in (E, Eq))
+        yield ("[x, Sx, S^2x] (default)",
+               *(np.hstack(B[:3]) for B in (train, unseen)))
+        for beta in (0.5, 0.8, 1.0):
+            yield (f"[x, Sx, geometric S^2x..S^8x, beta {beta}]",
+                   _geometric(train, beta), _geometric(unseen, beta))
+
+    _head_and_retrieval(data_dir, embeddings)
+
+
 C_FINE = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
@@ -911,7 +932,7 @@ def main(argv=None):
     on_files = {"retrieval": retrieval, "query-expansion": query_expansion,
                 "graph-choice": graph_choice, "hop-blocks": hop_blocks,
                 "transductive": transductive, "snn-graph": snn_graph,
-                "mutual-ppr": mutual_ppr}
+                "mutual-ppr": mutual_ppr, "geometric-tail": geometric_tail}
     on_split = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote, "class-weights": class_weights,
                 "ensemble": ensemble, "trans-smooth": trans_smooth, "c-grid": c_grid}

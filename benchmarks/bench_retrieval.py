@@ -25,9 +25,9 @@ Quality, every representation searched by :class:`skvidsage.VideoIndex`
   of the user guide, ``VidSageEmbedder(hops=3,
   graph=VideoGraphBuilder(n_neighbors=20))``, chosen on the validation files
   (``explore_yt8m_val.py graph-choice``), scored here once; and the pooled
-  tail ``[x, Sx, mean(S^2x, ..., S^8x)]`` of ``VidSageEmbedder(hops=8)``
-  (``PooledTail``), chosen on the same files (``explore_yt8m_val.py
-  geometric-tail``), scored here once. The propagated
+  tail ``[x, Sx, mean(S^2x, ..., S^8x)]``, ``VidSageEmbedder(tail_hops=6)``,
+  chosen on the same files (``explore_yt8m_val.py geometric-tail``), scored
+  here once. The propagated
   representations are searched with each block normalised
   (``normalize="blocks"``, the default for them) and, as the ablation, with
   whole rows (``"rows"``).
@@ -113,41 +113,6 @@ class Mean10Reference(SGCReference):
     block_names = ("x", "mean10")
 
 
-class PooledTail(TransformerMixin, BaseEstimator):
-    """``[x, Sx, mean(S^2x, ..., S^K x)]`` from ``VidSageEmbedder(hops=K)``.
-
-    The far hops pooled into the default's third block, so that the
-    embedding keeps its 3,072 columns (``explore_yt8m_val.py
-    geometric-tail``, beta 1: chosen on the validation files).
-    """
-
-    def __init__(self, hops=8):
-        self.hops = hops
-
-    def _pool(self, E):
-        d = self.d_
-        far = E[:, 2 * d:].reshape(len(E), self.hops - 1, d).mean(axis=1)
-        return np.hstack([E[:, :2 * d], far])
-
-    def fit(self, X, y=None):
-        """Fit the embedder on the catalogue videos."""
-        self.fit_transform(X)
-        return self
-
-    def fit_transform(self, X, y=None):
-        """Fit the embedder; return the catalogue's pooled rows."""
-        self.embedder_ = VidSageEmbedder(hops=self.hops)
-        E = self.embedder_.fit_transform(X)
-        self.d_ = np.asarray(X).shape[1]
-        self.blocks_ = {name: slice(i * self.d_, (i + 1) * self.d_)
-                        for i, name in enumerate(("x", "hop1", "tail"))}
-        return self._pool(E)
-
-    def transform(self, X):
-        """Return the pooled rows of unseen videos."""
-        return self._pool(self.embedder_.transform(X))
-
-
 # ------------------------------------------------------------------ quality
 def relevance(Yq, Yc):
     """Boolean (n_queries, n_catalogue) matrices, one per definition."""
@@ -211,8 +176,8 @@ def quality(data_dir):
         ("retrieval-only: VidSageEmbedder(hops=3, graph=...n_neighbors=20)",
          "rgb", lambda: VideoIndex(VidSageEmbedder(
              hops=3, graph=VideoGraphBuilder(n_neighbors=20)))),
-        ("pooled tail: [x, Sx, mean(S^2x..S^8x)] of VidSageEmbedder(hops=8)",
-         "rgb", lambda: VideoIndex(PooledTail())),
+        ("pooled tail: VidSageEmbedder(tail_hops=6), [x, Sx, mean(S^2x..S^8x)]",
+         "rgb", lambda: VideoIndex(VidSageEmbedder(tail_hops=6))),
         ("raw mean_rgb + mean_audio", "rgb+audio", lambda: VideoIndex()),
         ("best: VidSageEmbedder(graph=...columns=slice(0, 1024)), rgb+audio",
          "rgb+audio", lambda: VideoIndex(best)),

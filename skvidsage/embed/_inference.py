@@ -16,6 +16,7 @@ from skvidsage.embed._training import deterministic
 
 __all__ = [
     "block_names",
+    "check_settings",
     "embed_rows",
     "normalize",
     "output_blocks",
@@ -29,12 +30,49 @@ def normalize(features):
     return torch.nn.functional.normalize(x, dim=-1)
 
 
-def output_blocks(n_features, n_hops, hidden, jumping_knowledge):
-    """Name and columns of each output block, as ``embed_rows`` concatenates them."""
+def check_settings(emb, n_videos):
+    """Check a VidSageEmbedder's settings for ``fit``; return its layers and fanouts.
+
+    The checks that ``_parameter_constraints`` cannot make: the tuples'
+    values, and the settings that exclude each other.
+    """
+    hidden = tuple(int(h) for h in np.atleast_1d(emb.hidden_dims))
+    fanouts = tuple(int(f) for f in np.atleast_1d(emb.fanouts))
+    if hidden and min(hidden) < 1:
+        raise ValueError(f"hidden_dims must be positive ints; got {emb.hidden_dims}")
+    if not hidden and not emb.jumping_knowledge:
+        raise ValueError(
+            "hidden_dims=() trains no layer, so the output is the input and "
+            "its propagated blocks: that needs jumping_knowledge=True."
+        )
+    if emb.tail_hops and not (emb.jumping_knowledge and emb.hops):
+        raise ValueError(
+            f"tail_hops={emb.tail_hops} averages further hops into the last "
+            f"propagated block, but there is none (hops={emb.hops}, "
+            f"jumping_knowledge={emb.jumping_knowledge}): set hops >= 1 with "
+            "jumping_knowledge=True, or tail_hops=0."
+        )
+    if not fanouts or any(f == 0 or f < -1 for f in fanouts):
+        raise ValueError(f"fanouts must be positive ints or -1; got {emb.fanouts}")
+    if n_videos < 2:
+        raise ValueError(
+            f"VidSageEmbedder needs at least 2 videos to train; got {n_videos} sample."
+        )
+    return hidden, fanouts
+
+
+def output_blocks(n_features, n_hops, hidden, jumping_knowledge, n_tail=0):
+    """Name and columns of each output block, as ``embed_rows`` concatenates them.
+
+    With ``n_tail``, the last hop block is the mean of hops ``n_hops`` to
+    ``n_hops + n_tail``, named ``hop<first>-<last>``.
+    """
     widths = []
     if jumping_knowledge:
         widths += [("x", n_features)]
         widths += [(f"hop{k}", n_features) for k in range(1, n_hops + 1)]
+        if n_tail and n_hops:
+            widths[-1] = (f"hop{n_hops}-{n_hops + n_tail}", n_features)
         widths += [(f"layer{t}", h) for t, h in enumerate(hidden, start=1)]
     else:
         widths += [(f"layer{len(hidden)}", hidden[-1])]
@@ -112,14 +150,16 @@ def embed_rows(
     n_hops,
     n_out,
     device,
+    n_tail=0,
     block=4096,
 ):
-    """Embed query rows through their links into the reference graph.
+    r"""Embed query rows through their links into the reference graph.
 
     The output is ``[x, S x, ..., S^K x, h_1, ..., h_L]`` (``n_hops = K``
-    blocks; no x and S^k x without jumping knowledge, then ``n_hops=0``),
-    computed in blocks of ``block`` queries over only the reference videos
-    they link to.
+    blocks; no x and S^k x without jumping knowledge, then ``n_hops=0``;
+    with ``n_tail = T``, the block of :math:`S^K x` is the mean of
+    :math:`S^K x, \dots, S^{K+T} x`), computed in blocks of ``block``
+    queries over only the reference videos they link to.
     """
     # float64: BLAS rounds a row's float32 product differently by its
     # position in the batch; in double precision those differences vanish
@@ -147,9 +187,13 @@ def embed_rows(
                 parts.append(x.numpy())
                 refs = [x_ref.numpy()]
                 refs += [p[used] for p in reference_propagated]
-                parts += operator.query_powers(
-                    block_adj, x.numpy(), refs[:n_hops], columns=used
+                powers = operator.query_powers(
+                    block_adj, x.numpy(), refs[: n_hops + n_tail], columns=used
                 )
+                if n_tail:  # the far hops' mean, summed in one order per row
+                    tail = powers[n_hops - 1 :]
+                    powers[n_hops - 1 :] = [sum(tail[1:], tail[0]) / len(tail)]
+                parts += powers
             if module is not None:
                 refs = [x_ref] + [
                     torch.from_numpy(s[used]) for s in reference_states

@@ -20,6 +20,7 @@ from skvidsage._propagation import GraphOperator
 from skvidsage.containers import VideoGraph
 from skvidsage.embed._inference import (
     block_names,
+    check_settings,
     embed_rows,
     normalize,
     output_blocks,
@@ -117,6 +118,14 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         With ``jumping_knowledge``, the number ``K`` of propagated blocks
         :math:`S x, \dots, S^K x` output after ``x``. A query's blocks
         follow the rule of the training videos' (below), through its links.
+    tail_hops : int, default=0
+        That many further hops averaged into the last propagated block, which
+        becomes the mean of :math:`S^K x, \dots, S^{K+T} x` (named
+        ``"hopK-K+T"``, ``T = tail_hops``): farther neighbours at the same
+        width. On YouTube-8M ``hops=2, tail_hops=6`` (the mean of hops 2-8)
+        kept the head's figures and lifted retrieval precision@10 by +0.4
+        (:doc:`/results`, "Retrieval"); the reference side keeps ``K + T - 1``
+        propagated copies of the training features instead of ``K - 1``.
     propagation : {"symmetric", "mean"}, default="symmetric"
         The operator :math:`S` of the propagated blocks, on the graph as
         given: ``"symmetric"`` is GCN's :math:`D^{-1/2} (A + I) D^{-1/2}`
@@ -192,8 +201,8 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         The propagation operator's reference side (the training videos'
         degrees), which a query's row of :math:`S` needs.
     reference_propagated_ : list of ndarray of shape (n_reference, `n_features_in_`)
-        :math:`S x, \dots, S^{K-1} x` of the reference videos (float32): the
-        inputs of a query's blocks :math:`S^2 x, \dots, S^K x`.
+        :math:`S x, \dots, S^{K+T-1} x` of the reference videos (float32):
+        the inputs of a query's blocks :math:`S^2 x, \dots, S^{K+T} x`.
     reference_states_ : list of ndarray
         Embeddings of the reference videos after each layer but the last: the
         inputs of layers 1..L-1 when queries are embedded (layer 0 reads the
@@ -245,6 +254,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         "share_weights": ["boolean"],
         "jumping_knowledge": ["boolean"],
         "hops": [Interval(numbers.Integral, 0, None, closed="left")],
+        "tail_hops": [Interval(numbers.Integral, 0, None, closed="left")],
         "propagation": [StrOptions({"symmetric", "mean"})],
         "symmetrize": ["boolean"],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
@@ -279,6 +289,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         share_weights=False,
         jumping_knowledge=True,
         hops=2,
+        tail_hops=0,
         propagation="symmetric",
         symmetrize=True,
         dropout=0.5,
@@ -309,6 +320,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.share_weights = share_weights
         self.jumping_knowledge = jumping_knowledge
         self.hops = hops
+        self.tail_hops = tail_hops
         self.propagation = propagation
         self.symmetrize = symmetrize
         self.dropout = dropout
@@ -431,24 +443,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             builder = VideoGraphBuilder() if self.graph is None else clone(self.graph)
             features, adjacency = self._build_graph(X, builder, reset=True)
             self.graph_builder_ = builder
-        hidden = tuple(int(h) for h in np.atleast_1d(self.hidden_dims))
-        fanouts = tuple(int(f) for f in np.atleast_1d(self.fanouts))
-        if hidden and min(hidden) < 1:
-            raise ValueError(
-                f"hidden_dims must be positive ints; got {self.hidden_dims}"
-            )
-        if not hidden and not self.jumping_knowledge:
-            raise ValueError(
-                "hidden_dims=() trains no layer, so the output is the input and "
-                "its propagated blocks: that needs jumping_knowledge=True."
-            )
-        if not fanouts or any(f == 0 or f < -1 for f in fanouts):
-            raise ValueError(f"fanouts must be positive ints or -1; got {self.fanouts}")
-        if features.shape[0] < 2:
-            raise ValueError(
-                f"VidSageEmbedder needs at least 2 videos to train; got "
-                f"{features.shape[0]} sample."
-            )
+        hidden, fanouts = check_settings(self, features.shape[0])
         self.device_ = resolve_device(self.device)
         self.reference_features_ = features
         x = normalize(features)
@@ -456,8 +451,9 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             adjacency, self.propagation, symmetrize=self.symmetrize
         )
         n_blocks = self.hops if self.jumping_knowledge else 0
+        n_tail = self.tail_hops if n_blocks else 0
         self.reference_propagated_ = self.operator_.reference_powers(
-            x.numpy(), max(n_blocks - 1, 0), dtype=np.float32
+            x.numpy(), max(n_blocks + n_tail - 1, 0), dtype=np.float32
         )
         if hidden:
             self._train_network(x, adjacency, hidden, fanouts)
@@ -465,7 +461,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             self.module_, self.reference_states_ = None, []
             self.loss_curve_, self.n_iter_, self.full_batch_ = [], 0, False
         self.blocks_ = output_blocks(
-            features.shape[1], n_blocks, hidden, self.jumping_knowledge
+            features.shape[1], n_blocks, hidden, self.jumping_knowledge, n_tail
         )
         self._n_features_out = max(b.stop for b in self.blocks_.values())
         return adjacency
@@ -556,6 +552,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             operator=self.operator_,
             jumping_knowledge=self.jumping_knowledge,
             n_hops=self.hops if self.jumping_knowledge else 0,
+            n_tail=self.tail_hops if self.jumping_knowledge and self.hops else 0,
             n_out=self._n_features_out,
             device=usable_device(self.device_, type(self).__name__),
         )

@@ -266,6 +266,30 @@ def test_mean_propagation_and_no_hops():
         VidSageEmbedder(hidden_dims=(), jumping_knowledge=False).fit(X)
 
 
+def test_tail_hops_average_the_far_hops_into_the_last_block():
+    rng = np.random.RandomState(0)
+    X, _ = _clusters(rng, n_per_class=10, dim=6)
+    builder = VideoGraphBuilder(n_neighbors=4)
+    G, q = builder.fit_transform(X), rng.randn(4, 6).astype(np.float32)
+    Gq = builder.transform(q)
+    emb = VidSageEmbedder(hops=2, tail_hops=3)
+    Z, Zq = emb.fit_transform(G), emb.transform(Gq)
+    assert list(emb.blocks_) == ["x", "hop1", "hop2-5"] and Z.shape == (30, 18)
+    assert emb.get_feature_names_out()[12] == "hop2-5_0"
+    assert len(emb.reference_propagated_) == 4  # S x .. S^4 x for S^5 x of a query
+    plain = VidSageEmbedder(hops=5).fit(G)
+    for rows, graph in ((Z, G), (Zq, Gq)):
+        hops = plain.transform(graph)
+        np.testing.assert_array_equal(rows[:, :12], hops[:, :12])
+        tail = hops[:, 12:].reshape(len(hops), 4, 6).mean(axis=1)
+        np.testing.assert_allclose(rows[:, 12:], tail, rtol=1e-6, atol=1e-7)
+    # one row at a time gives the same rows, and the fit pickles
+    np.testing.assert_array_equal(emb.transform(builder.transform(q[:1])), Zq[:1])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(emb)).transform(Gq), Zq)
+    with pytest.raises(ValueError, match=r"tail_hops=2 .*\(hops=0"):
+        VidSageEmbedder(hops=0, tail_hops=2).fit(G)
+
+
 def test_edge_weights_reach_the_embedding():
     rng = np.random.RandomState(0)
     X, _ = _clusters(rng)

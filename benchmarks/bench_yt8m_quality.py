@@ -26,12 +26,16 @@ The project's quality protocol (``docs/results.rst``):
   ``GraphSmoothingClassifier`` around it (its linear blend, and its
   ``combine="log_odds"`` update); with ``--learned``, the embedder
   with trained GraphSAGE layers (3 seeds: mean and spread) and the paper's
-  network alone.
+  network alone; with ``--candidates``, the settings proposed as the next
+  default (``VidSageEmbedder(tail_hops=6)``, chosen on the validation
+  files by ``explore_yt8m_val.py geometric-tail``).
 
 Usage::
 
     python benchmarks/bench_yt8m_quality.py --data ../shared/data/yt8m
     python benchmarks/bench_yt8m_quality.py --inputs rgb --sizes all --learned
+    python benchmarks/bench_yt8m_quality.py --candidates \
+        --systems "raw,SGC,[x,VidSageEmbedder(,candidate"
 """
 
 import argparse
@@ -268,7 +272,7 @@ def run_system(system, X, Y, X_test, Y_test, n_jobs):
     return results
 
 
-def make_systems(learned, epochs, ablations=False):
+def make_systems(learned, epochs, ablations=False, candidates=False):
     def embedder(columns=VISUAL, **kw):
         def features(X_fit, X_eval, same, seed):
             emb = VidSageEmbedder(
@@ -334,6 +338,10 @@ def make_systems(learned, epochs, ablations=False):
             System("ablation: VidSageEmbedder(), graph on every column",
                    embedder(columns=None)),
         ]
+    if candidates:  # settings chosen on the validation files, for the default
+        systems += [
+            System("candidate: VidSageEmbedder(tail_hops=6)", embedder(tail_hops=6)),
+        ]
     return systems
 
 
@@ -360,13 +368,15 @@ def main(argv=None):
                         help="also the embedder with trained layers (3 seeds)")
     parser.add_argument("--ablations", action="store_true",
                         help="also the embedder without its design choices")
+    parser.add_argument("--candidates", action="store_true",
+                        help="also the settings proposed as the next default")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
     print(f"load: {os.getloadavg()[0]:.1f} (1-min average, {os.cpu_count()} cores)")
-    systems = make_systems(args.learned, args.epochs, args.ablations)
+    systems = make_systems(args.learned, args.epochs, args.ablations, args.candidates)
     if args.systems:
         keep = args.systems.split(",")
         systems = [s for s in systems if s.name.startswith(tuple(keep))]

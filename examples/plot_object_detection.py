@@ -126,7 +126,7 @@ describe(data.object_sets, data.target)
 # The tagger names these clips after textures and patterns ("velvet",
 # "maze", "digital clock", ...), since no ImageNet class is a coloured disc or
 # ring: two clips of the same class share hardly more labels than two clips
-# of different classes (mean Jaccard 0.335 against 0.298 on 200 clips). The
+# of different classes (mean Jaccard 0.352 against 0.306 on 200 clips). The
 # drawn kinds, which the classes own, separate them better (0.358 against
 # 0.191).
 #
@@ -145,7 +145,7 @@ describe(data.object_sets, data.target)
 # stratified 20% of the training clips (the test clips are never seen), then
 # refits on all of them. A fixed ``C`` would compare the heads rather than
 # the graphs: the default ``C=1`` under-fits these features (raw features
-# 0.867 Hit@1 at ``C=1`` against 0.950 at the chosen ``C`` in
+# 0.875 Hit@1 at ``C=1`` against 0.950 at the chosen ``C`` in
 # ``make demo``). ``VideoFeatures`` indexes like an array, so
 # ``train_test_split``, ``cross_val_score`` and ``GridSearchCV`` split it
 # too. The whole chain is also a single estimator,
@@ -211,20 +211,21 @@ for kind, acc in best.items():
           f"LiteVidSage {lite:.3f}")
 
 # %%
-# On these clips the tagger's objects do not help. With 200 clips (60 test
-# clips: one clip is 0.017 of accuracy) and ``C`` chosen per system, VidSage
-# with them scored 0.917-0.933 accuracy over ``alpha`` from 0.2 to 1, never
-# above LiteVidSage's 0.933, and an mAP below LiteVidSage's 0.998 at every
-# ``alpha`` (0.989-0.997): their labels are textures, not the clips'
+# On these clips the tagger's objects do not help beyond noise. With 200
+# clips (60 test clips: one clip is 0.017 of accuracy) and ``C`` chosen per
+# system, VidSage with them scored 0.900-0.967 accuracy over ``alpha`` from
+# 0.2 to 1, against LiteVidSage's 0.950 (one clip more at ``alpha`` 0.4 and
+# 0.6, three fewer at 0.2), and an mAP below LiteVidSage's 0.999 at every
+# ``alpha`` (0.991-0.998): their labels are textures, not the clips'
 # objects. (``alpha=0`` is LiteVidSage: the visual link alone.) The drawn
-# object sets, which the classes own, did better at most ``alpha``
-# (0.917-0.967) but not at all (0.883 at 0.6): 60 test clips are few. The
-# benchmark behind :doc:`/results` ("VidSage object sets") says the same over
-# three splits of the demo's 400 clips, against the references (raw
-# features, ``[x, mean of 10 nearest]``, SGC): the tagger's objects lower
-# LiteVidSage's GAP in every split, the drawn ones raise it a little. Objects
-# can only add what the features miss, and ImageNet labels name real objects
-# only on footage of things ImageNet knows, as below. (The fast run above,
+# object sets, which the classes own, scored 0.933-0.967: 60 test clips are
+# few. The benchmark behind :doc:`/results` ("VidSage object sets") says the
+# same over three splits of the demo's 400 clips (of the generator's version
+# 4), against the references (raw features, ``[x, mean of 10 nearest]``,
+# SGC): the tagger's objects lower LiteVidSage's GAP in every split, the
+# drawn ones raise it a little. Objects can only add what the features miss,
+# and ImageNet labels name real objects only on footage of things ImageNet
+# knows, as below. (The fast run above,
 # on 40 clips and 12 test clips, is noise: one clip is 0.083 of accuracy.)
 #
 # Real clips, real objects

@@ -708,9 +708,7 @@ def _union_graph(idx, sim, k, gamma, norm):
     ``norm`` "sym" gives ``D^-1/2 W D^-1/2``; "mean", ``D^-1 W``.
     """
     idx, sim = idx[:, :k], sim[:, :k]
-    n = len(idx)
-    W = sp.csr_matrix((np.exp(-gamma * (2 - 2 * sim)).ravel(), idx.ravel(),
-                       np.arange(0, idx.size + 1, k)), shape=(n, n))
+    W = _links(idx, np.exp(-gamma * (2 - 2 * sim)), len(idx))
     W = W.maximum(W.T)
     d = np.asarray(W.sum(axis=1)).ravel()
     if norm == "mean":
@@ -775,9 +773,9 @@ def _weighted_hops(x, xq, W, q, wq, hops=2):
 
 
 def _links(idx, w, n):
-    """Sparse ``n x n`` links from each row's ``idx`` with weights ``w``."""
+    """Sparse ``n x n`` links from each row's ``idx`` with weights ``w`` (its dtype)."""
     k = idx.shape[1]
-    return sp.csr_matrix((np.asarray(w, float).ravel(), idx.ravel(),
+    return sp.csr_matrix((np.asarray(w).ravel(), idx.ravel(),
                           np.arange(0, idx.size + 1, k)), shape=(n, n))
 
 

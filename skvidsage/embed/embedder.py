@@ -451,8 +451,7 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         self.operator_ = GraphOperator(
             adjacency, self.propagation, symmetrize=self.symmetrize
         )
-        n_blocks = self.hops if self.jumping_knowledge else 0
-        n_tail = self.tail_hops if n_blocks else 0
+        n_blocks, n_tail = self._hop_blocks()
         self.reference_propagated_ = self.operator_.reference_powers(
             x.numpy(), max(n_blocks + n_tail - 1, 0), dtype=np.float32
         )
@@ -542,7 +541,13 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
         Z = self._embed(features, adjacency)
         return Z if out is None else write_output(out, Z)
 
+    def _hop_blocks(self):
+        """Propagated blocks output, and further hops averaged into the last."""
+        n_hops = self.hops if self.jumping_knowledge else 0
+        return n_hops, self.tail_hops if n_hops else 0
+
     def _embed(self, features, adjacency):
+        n_hops, n_tail = self._hop_blocks()
         return embed_rows(
             features,
             adjacency,
@@ -552,8 +557,8 @@ class VidSageEmbedder(DeviceStateMixin, TransformerMixin, BaseEstimator):
             module=self.module_,
             operator=self.operator_,
             jumping_knowledge=self.jumping_knowledge,
-            n_hops=self.hops if self.jumping_knowledge else 0,
-            n_tail=self.tail_hops if self.jumping_knowledge and self.hops else 0,
+            n_hops=n_hops,
+            n_tail=n_tail,
             n_out=self._n_features_out,
             device=usable_device(self.device_, type(self).__name__),
         )

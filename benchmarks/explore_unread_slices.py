@@ -15,7 +15,7 @@ first cut on, while H.264 parsing does not depend on them.
 A design probe, not a package feature: it decodes every packet twice. The
 figures it gave are in ``docs/results.rst`` (damaged videos, check 7)::
 
-    python benchmarks/explore_unread_slices.py --cut 16 \
+    python benchmarks/explore_unread_slices.py --cut 32 \
         ../shared/data/videos/{carphone_pristine,carphone_distorted,bikes,bigbuckbunny}.mp4
 
 Only length-prefixed NAL units (MP4, MKV) are handled.
@@ -119,7 +119,7 @@ def unread_pictures(path, cut):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", nargs="+")
-    parser.add_argument("--cut", type=int, default=16, help="bytes cut off each slice")
+    parser.add_argument("--cut", type=int, default=32, help="bytes cut off each slice")
     args = parser.parse_args()
     print(f"{'file':48} {'pictures':>8} {'unread':>6}  first unread (index, type)")
     for path in args.videos:

@@ -13,21 +13,21 @@ pictures the decoder gives back: frames dropped without a word, packets whose
 times disagree with the AVI index, MP4 presentation times out of order or
 implausibly late, and zero-filled H.264/H.265 data.
 Afterwards :func:`_describe` and :func:`_summarize` turn all that, and
-FFmpeg's log (collected by :func:`_capture_ffmpeg_errors`), into the issues
+FFmpeg's log (collected by
+:func:`skvidsage.video._ffmpeg_log._capture_ffmpeg_errors`), into the issues
 of ``DecodedVideo.issues``.
 """
 
 import math
 import os
 import re
-import threading
 from bisect import bisect_left
-from contextlib import contextmanager
 
 import av
 
 from skvidsage._text import counted, plural
 from skvidsage.video._frames import _EPS
+from skvidsage.video._h264 import _UNREAD_CUT, unread_intra_slice
 from skvidsage.video._ts import ts_tail
 
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
@@ -95,36 +95,6 @@ _KINDS = (
     ),
 )
 _CORRUPT = ("corrupt picture data", "FFmpeg guessed the damaged parts of pictures")
-
-
-# --------------------------------------------------------------------------
-# FFmpeg's log (decoder errors that FFmpeg conceals are only logged)
-
-_log_lock = threading.Lock()
-_log_state = {"users": 0, "level": None, "skip_repeated": True}
-
-
-@contextmanager
-def _capture_ffmpeg_errors():
-    """Collect this thread's FFmpeg messages; PyAV's log level is restored."""
-    with _log_lock:
-        if _log_state["users"] == 0:
-            _log_state["level"] = av.logging.get_level()
-            _log_state["skip_repeated"] = av.logging.get_skip_repeated()
-            if _log_state["level"] is None or _log_state["level"] < av.logging.ERROR:
-                av.logging.set_level(av.logging.ERROR)
-            # else "repeated n times" arrives with the next file's messages
-            av.logging.set_skip_repeated(False)
-        _log_state["users"] += 1
-    try:
-        with av.logging.Capture(local=True) as logs:
-            yield logs
-    finally:
-        with _log_lock:
-            _log_state["users"] -= 1
-            if _log_state["users"] == 0:
-                av.logging.set_level(_log_state["level"])
-                av.logging.set_skip_repeated(_log_state["skip_repeated"])
 
 
 def _ffmpeg_message(exc):
@@ -306,8 +276,10 @@ class _PacketLedger:
     (true of every clip in ../shared/data/videos and the test encodes): the
     times of those that do not, frames the decoder dropped without a word,
     are collected in ``lost``; packets with zero-filled H.264/H.265 data in
-    ``zeroed``; ``(index time, packet time)`` of packets whose time is not
-    the one the AVI index gives their position in ``misplaced``; times of
+    ``zeroed``; H.264 intra pictures that end before their data does (see
+    :mod:`skvidsage.video._h264`) in ``unread``; ``(index time, packet
+    time)`` of packets whose time is not the one the AVI index gives their
+    position in ``misplaced``; times of
     packets the demuxer marks as corrupt (MPEG-TS: packets missing, as its
     continuity counters tell) in ``flagged``; in an MP4, ``(time, later
     time)`` of pictures that came out after a later one in ``disordered`` and
@@ -320,7 +292,7 @@ class _PacketLedger:
         tb = stream.time_base
         self.seconds, self.lost, self.zeroed = seconds, set(), set()
         self.misplaced, self.flagged, self._index = set(), set(), {}
-        self.disordered, self.delayed = set(), set()
+        self.disordered, self.delayed, self.unread = set(), set(), set()
         formats = set(stream.container.format.name.split(","))
         self._order_check = bool(formats & _ORDERED_FORMATS)
         self._max_delay = _MAX_DELAY_FRAMES / fps / tb if fps > 0 else math.inf
@@ -335,6 +307,9 @@ class _PacketLedger:
         extradata = stream.codec_context.extradata or b""
         name = stream.codec_context.name
         self._zero_check = name in ("h264", "hevc") and extradata[:1] == b"\x01"
+        self._codec = stream.codec_context
+        self._length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 else 0
+        self._slice_check = self._zero_check and name == "h264"
         self._on = True
         self.restart()
 
@@ -360,8 +335,14 @@ class _PacketLedger:
             self.delayed.add((self.seconds(packet.dts), self.seconds(pts)))
         if packet.is_corrupt:  # none in the real clips, in AVI, MP4 or TS
             self.flagged.add(self.seconds(got if got is not None else 0))
-        if self._zero_check and _ZERO_RUN in bytes(packet):
-            self.zeroed.add(self.seconds(pts if pts is not None else packet.dts or 0))
+        data = bytes(packet) if self._zero_check else b""
+        at = self.seconds(pts if pts is not None else packet.dts or 0)
+        if _ZERO_RUN in data:
+            self.zeroed.add(at)
+        elif self._slice_check and unread_intra_slice(
+            self._codec, data, self._length_size
+        ):
+            self.unread.add(at)
         if pts is None or not packet.size or not self._on:
             return
         if self._floor is None:
@@ -426,6 +407,17 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             "zero-filled data (as in an unfinished download): "
             f"{counted(n, 'packet')} from {first:.2f} s on hold runs of zero "
             "bytes that valid H.264/H.265 data never has"
+        )
+    if ledger.unread:
+        n, first = len(ledger.unread), min(ledger.unread)
+        found.append(
+            "damaged picture data that FFmpeg took for valid: "
+            f"{counted(n, 'intra picture')} (the first at {first:.2f} s) "
+            f"{plural(n, 'ends', 'end')} before {plural(n, 'its', 'their')} data "
+            f"does (the last {_UNREAD_CUT} bytes of a slice are never read, "
+            "which intact H.264 data never leaves), so "
+            f"{plural(n, 'it', 'they')} and the pictures predicted from "
+            f"{plural(n, 'it', 'them')} may be wrong"
         )
     if ledger.misplaced:
         n = len(ledger.misplaced)

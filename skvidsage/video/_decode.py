@@ -25,7 +25,6 @@ from skvidsage._text import counted
 from skvidsage.video._damage import (
     _REFERENCE,
     _avi_header_length,
-    _capture_ffmpeg_errors,
     _cut_text,
     _describe,
     _ends_early,
@@ -37,6 +36,7 @@ from skvidsage.video._damage import (
     _summarize,
     _ts_cut_picture,
 )
+from skvidsage.video._ffmpeg_log import _capture_ffmpeg_errors
 from skvidsage.video._frames import (
     _EPS,
     DecodedVideo,

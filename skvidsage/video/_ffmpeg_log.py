@@ -1,0 +1,45 @@
+"""FFmpeg's log, collected per thread (errors that FFmpeg conceals are only logged).
+
+PyAV forwards FFmpeg's messages only at or above its log level, which is
+process-wide; :func:`_capture_ffmpeg_errors` raises it to ERROR while any
+thread decodes and restores it when the last one is done.
+"""
+
+import threading
+from contextlib import contextmanager
+
+import av
+
+_log_lock = threading.Lock()
+_log_state = {"users": 0, "level": None, "skip_repeated": True}
+
+
+@contextmanager
+def _capture_ffmpeg_errors():
+    """Collect this thread's FFmpeg messages; PyAV's log level is restored.
+
+    >>> before = av.logging.get_level()
+    >>> with _capture_ffmpeg_errors() as logs:
+    ...     av.logging.get_level() >= av.logging.ERROR
+    True
+    >>> av.logging.get_level() == before
+    True
+    """
+    with _log_lock:
+        if _log_state["users"] == 0:
+            _log_state["level"] = av.logging.get_level()
+            _log_state["skip_repeated"] = av.logging.get_skip_repeated()
+            if _log_state["level"] is None or _log_state["level"] < av.logging.ERROR:
+                av.logging.set_level(av.logging.ERROR)
+            # else "repeated n times" arrives with the next file's messages
+            av.logging.set_skip_repeated(False)
+        _log_state["users"] += 1
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield logs
+    finally:
+        with _log_lock:
+            _log_state["users"] -= 1
+            if _log_state["users"] == 0:
+                av.logging.set_level(_log_state["level"])
+                av.logging.set_skip_repeated(_log_state["skip_repeated"])

@@ -1,0 +1,120 @@
+r"""H.264 intra pictures that end before their data does: damage FFmpeg misses.
+
+FFmpeg's CABAC decoder reports a slice that runs past its data, but not one
+that reaches its picture's last macroblock before its data ends, which is
+what damaged CABAC data does when the arithmetic decoder goes astray and
+spends fewer bits per macroblock than the encoder wrote. Intact data is read
+to within a few bytes of its end, so an intact slice cut by its last
+:data:`_UNREAD_CUT` bytes decodes with an error (the decoder runs past the
+cut) or to other pixels; a slice that never reads them decodes without an
+error to the same pixels. :func:`unread_intra_slice` decodes an intra
+picture alone, as it is and once per slice with that slice cut, and compares.
+Only intra pictures are checked: they predict from nothing, so decoding one
+alone gives its true pixels (a P or B picture decoded twice would need the
+parse-level comparison of ``benchmarks/explore_unread_slices.py``, with
+FFmpeg's debug log).
+
+Figures (docs/results.rst, damaged videos, check 7): of the 17 damaged files
+that decoded without any message and with features off (cosine < 0.95) in
+the full fuzz run, 4 (all bikes.mp4) have such an intra picture among the
+packets decoded for 3 frames; no intra picture of the 4 intact H.264 clips
+in ../shared/data/videos or of 400 generated x264 clips is flagged. Without
+the error condition the stripes clips of the tests, whose vertical stripes
+FFmpeg's concealment restores exactly, were flagged, and at a 16-byte cut
+2 of the generated clips' first pictures came out the same.
+
+>>> nal_units(b"\x00\x00\x00\x02\x65\x88\x00\x00\x00\x01\x06", 4)
+[b'e\x88', b'\x06']
+>>> nal_units(b"\x00\x00\x00\x09\x65", 4) is None  # a length past the data
+True
+"""
+
+import av
+
+from skvidsage.video._ffmpeg_log import _capture_ffmpeg_errors
+
+_SLICE_NALS = (1, 5)  # coded slice of a non-IDR and of an IDR picture
+_INTRA_SLICES = (2, 4)  # slice_type % 5: I and SI
+# Bytes cut off a slice's data: intact intra slices read theirs to within 16
+# bytes of the end (cut by 16, 2 of 406 intact clips' first pictures came out
+# the same: they are read to within 16-32 bytes), so 32 leaves a margin.
+_UNREAD_CUT = 32
+_KEEP = 8  # bytes of a slice never cut: the NAL header and the slice header
+
+
+def nal_units(data, length_size):
+    """Split length-prefixed H.264 data (MP4, MKV) into NAL units; None if damaged."""
+    units, i = [], 0
+    while i < len(data):
+        n = int.from_bytes(data[i : i + length_size], "big")
+        i += length_size
+        if i + n > len(data):
+            return None
+        units.append(data[i : i + n])
+        i += n
+    return units
+
+
+def _slice_type(nal):
+    """Return a slice NAL unit's slice_type % 5 (0 P, 1 B, 2 I, ...), or None."""
+    # first_mb_in_slice and slice_type, two Exp-Golomb codes, lie in its
+    # first 8 bytes (emulation prevention bytes taken out first)
+    payload = nal[1:12].replace(b"\x00\x00\x03", b"\x00\x00")
+    bits = "".join(f"{byte:08b}" for byte in payload)
+    i = 0
+    for _ in range(2):
+        zeros = len(bits) - len(bits[i:].lstrip("0")) - i
+        if i + 2 * zeros + 1 > len(bits):
+            return None
+        value = int(bits[i + zeros : i + 2 * zeros + 1], 2) - 1
+        i += 2 * zeros + 1
+    return value % 5
+
+
+def _data_end(nal):
+    """Length of a NAL unit without trailing zero bytes and cabac_zero_words."""
+    end = len(nal.rstrip(b"\x00"))
+    while nal[:end].endswith(b"\x00\x00\x03"):  # 0x0000 words, escaped
+        end = len(nal[: end - 3].rstrip(b"\x00"))
+    return end
+
+
+def _decode_alone(codec, data):
+    """Luma bytes of the picture ``data`` decodes to alone without an error, or None."""
+    context = av.CodecContext.create(codec.name, "r")
+    context.extradata, context.thread_count = codec.extradata, 1
+    context.options = {"flags2": "+showall"}  # a non-IDR I picture too
+    with _capture_ffmpeg_errors() as logs:  # not the file's messages
+        try:
+            frames = [*context.decode(av.Packet(data)), *context.decode(None)]
+        except av.FFmpegError:
+            return None
+    if not frames or any(level <= av.logging.ERROR for level, _, _ in logs):
+        return None
+    return frames[0].to_ndarray(format="gray").tobytes()
+
+
+def unread_intra_slice(codec, data, length_size):
+    """Say whether an intra picture has a slice that leaves its data's end unread.
+
+    ``codec``: the stream's codec context (its extradata holds the parameter
+    sets); ``data``: one packet. False for any other packet, and for data
+    that does not decode alone.
+    """
+    units = nal_units(data, length_size)
+    if not units:
+        return False
+    slices = [i for i, nal in enumerate(units) if nal and nal[0] & 31 in _SLICE_NALS]
+    if not slices or any(_slice_type(units[i]) not in _INTRA_SLICES for i in slices):
+        return False
+    whole = _decode_alone(codec, data)
+    if whole is None:
+        return False
+    for i in slices:
+        nal = units[i]
+        cut = nal[: max(_data_end(nal) - _UNREAD_CUT, _KEEP)]
+        shortened = [*units[:i], cut, *units[i + 1 :]]
+        packet = b"".join(len(u).to_bytes(length_size, "big") + u for u in shortened)
+        if _decode_alone(codec, packet) == whole:
+            return True
+    return False

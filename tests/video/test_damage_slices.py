@@ -1,0 +1,149 @@
+"""H.264 intra pictures that end before their data does are reported (issue 11).
+
+Damaged CABAC data can send the decoder to a picture's last macroblock before
+its slice data ends; FFmpeg says nothing, and the picture is wrong (fuzz:
+bikes.mp4 with one bit flipped at byte 266786 decoded without a message,
+cosine 0.90). The check cuts each intra slice's last bytes in a second decode
+of the picture alone: a picture that comes out the same never read them.
+"""
+
+import random
+
+import av
+import pytest
+
+from skvidsage.video._h264 import (
+    _UNREAD_CUT,
+    _slice_type,
+    nal_units,
+    unread_intra_slice,
+)
+from tests._clips import H264, REAL_CLIPS, VIDEOS, encode_clip, read_reported
+
+needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
+needs_x264 = pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
+UNREAD = "damaged picture data that FFmpeg took for valid: "
+
+
+def _packets(path):
+    """The stream's codec context, NAL length size and (packet, keyframe) pairs."""
+    container = av.open(str(path))
+    stream = container.streams.video[0]
+    packets = [(bytes(p), p.is_keyframe) for p in container.demux(stream) if p.size]
+    codec = stream.codec_context
+    return container, codec, (codec.extradata[4] & 3) + 1, packets
+
+
+def _join(units, size):
+    return b"".join(len(u).to_bytes(size, "big") + u for u in units)
+
+
+def _with_tail(data, size, tail, slice_index=0):
+    """``data`` with ``tail`` added to the end of its ``slice_index``-th slice."""
+    units = nal_units(data, size)
+    slices = [i for i, u in enumerate(units) if u[0] & 31 in (1, 5)]
+    units[slices[slice_index]] += tail
+    return _join(units, size)
+
+
+def _junk(n, seed=0):
+    rng = random.Random(seed)
+    return bytes(rng.randrange(1, 256) for _ in range(n))  # no zero bytes
+
+
+@pytest.fixture(scope="module", params=["1", "4"], ids=["1 slice", "4 slices"])
+def clip(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("slices") / f"slices{request.param}.mp4"
+    return encode_clip(path, H264, gop=25, size=(96, 128), slices=request.param)
+
+
+@needs_x264
+def test_slice_types_are_read_from_the_slice_header(clip):
+    container, _, size, packets = _packets(clip)
+    seen = set()
+    with container:
+        for data, keyframe in packets:
+            units = nal_units(data, size)
+            types = {_slice_type(u) for u in units if u[0] & 31 in (1, 5)}
+            assert types == {2} if keyframe else types in ({0}, {1}), types
+            seen |= types
+    assert seen == {0, 1, 2}  # P, B and I
+
+
+@needs_x264
+def test_intact_intra_pictures_read_their_data_to_the_end(clip):
+    container, codec, size, packets = _packets(clip)
+    with container:
+        keyframes = [data for data, keyframe in packets if keyframe]
+        assert len(keyframes) >= 5  # every 25 frames, and at scene cuts
+        assert not any(unread_intra_slice(codec, d, size) for d in keyframes)
+        # cabac_zero_words (escaped 0x0000 words) after the data are padding
+        padded = _with_tail(keyframes[0], size, b"\x00\x00\x03" * 20)
+        assert not unread_intra_slice(codec, padded, size)
+        # P pictures are not checked
+        assert not any(unread_intra_slice(codec, d, size) for d, k in packets if not k)
+
+
+@needs_x264
+def test_slice_data_left_unread_is_found_in_any_slice(clip):
+    container, codec, size, packets = _packets(clip)
+    with container:
+        data = packets[0][0]
+        n_slices = sum(u[0] & 31 in (1, 5) for u in nal_units(data, size))
+        for i in range(n_slices):
+            longer = _with_tail(data, size, _junk(_UNREAD_CUT + 8, i), i)
+            assert unread_intra_slice(codec, longer, size), i
+        # data that does not split into NAL units, or does not decode: no claim
+        assert not unread_intra_slice(codec, data[:-1], size)
+        assert not unread_intra_slice(codec, b"\x00\x00\x00\x02\x65\xff", size)
+
+
+@needs_x264
+def test_a_file_with_unread_slice_data_is_reported(clip, tmp_path):
+    out = tmp_path / "unread.mp4"
+    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        size = (src.streams.video[0].codec_context.extradata[4] & 3) + 1
+        keyframes, damaged_at = 0, None
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:
+                continue
+            data = bytes(packet)
+            keyframes += packet.is_keyframe
+            if packet.is_keyframe and keyframes == 3:
+                data = _with_tail(data, size, _junk(100))
+                damaged_at = float(packet.pts * packet.time_base)
+            copy = av.Packet(data)
+            copy.pts, copy.dts = packet.pts, packet.dts
+            copy.time_base = packet.time_base
+            copy.is_keyframe, copy.stream = packet.is_keyframe, stream
+            dst.mux(copy)
+    _, intact = read_reported(clip, sample_rate=2)
+    assert intact == ""
+    video, message = read_reported(out, sample_rate=2)
+    assert (
+        UNREAD + f"1 intra picture (the first at {damaged_at:.2f} s) ends before "
+        f"its data does (the last {_UNREAD_CUT} bytes of a slice are never "
+        "read, which intact H.264 data never leaves), so it and the pictures "
+        "predicted from it may be wrong"
+    ) in message
+    assert len(video.frames) == 10  # every frame is kept, with the warning
+
+
+@needs_real_clips
+def test_the_fuzz_bit_flip_in_bikes_is_reported(tmp_path):
+    data = bytearray((VIDEOS / "bikes.mp4").read_bytes())
+    data[266786] ^= 1 << 5
+    path = tmp_path / "bikes-flipped.mp4"
+    path.write_bytes(bytes(data))
+    _, message = read_reported(path, sample_rate=1)
+    assert UNREAD + "1 intra picture (the first at 5.48 s) ends" in message
+
+
+@needs_real_clips
+@pytest.mark.parametrize(
+    "name", ["bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4"]
+)
+def test_intact_real_clips_leave_no_slice_data_unread(name):
+    _, message = read_reported(VIDEOS / name)
+    assert UNREAD not in message

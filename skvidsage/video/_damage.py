@@ -27,7 +27,7 @@ import av
 
 from skvidsage._text import counted, plural
 from skvidsage.video._frames import _EPS
-from skvidsage.video._h264 import _UNREAD_CUT, unread_intra_slice
+from skvidsage.video._h264 import _UNREAD_CUT, IntraSliceCheck
 from skvidsage.video._ts import ts_tail
 
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
@@ -307,9 +307,9 @@ class _PacketLedger:
         extradata = stream.codec_context.extradata or b""
         name = stream.codec_context.name
         self._zero_check = name in ("h264", "hevc") and extradata[:1] == b"\x01"
-        self._codec = stream.codec_context
-        self._length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 else 0
-        self._slice_check = self._zero_check and name == "h264"
+        self._slices = None
+        if self._zero_check and name == "h264":
+            self._slices = IntraSliceCheck(stream.codec_context)
         self._on = True
         self.restart()
 
@@ -339,9 +339,7 @@ class _PacketLedger:
         at = self.seconds(pts if pts is not None else packet.dts or 0)
         if _ZERO_RUN in data:
             self.zeroed.add(at)
-        elif self._slice_check and unread_intra_slice(
-            self._codec, data, self._length_size
-        ):
+        elif self._slices is not None and self._slices.unread(data):
             self.unread.add(at)
         if pts is None or not packet.size or not self._on:
             return

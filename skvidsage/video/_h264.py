@@ -7,7 +7,7 @@ spends fewer bits per macroblock than the encoder wrote. Intact data is read
 to within a few bytes of its end, so an intact slice cut by its last
 :data:`_UNREAD_CUT` bytes decodes with an error (the decoder runs past the
 cut) or to other pixels; a slice that never reads them decodes without an
-error to the same pixels. :func:`unread_intra_slice` decodes an intra
+error to the same pixels. :meth:`IntraSliceCheck.unread` decodes a CABAC intra
 picture alone, as it is and once per slice with that slice cut, and compares.
 Only intra pictures are checked: they predict from nothing, so decoding one
 alone gives its true pixels (a P or B picture decoded twice would need the
@@ -55,20 +55,46 @@ def nal_units(data, length_size):
     return units
 
 
-def _slice_type(nal):
-    """Return a slice NAL unit's slice_type % 5 (0 P, 1 B, 2 I, ...), or None."""
-    # first_mb_in_slice and slice_type, two Exp-Golomb codes, lie in its
-    # first 8 bytes (emulation prevention bytes taken out first)
-    payload = nal[1:12].replace(b"\x00\x00\x03", b"\x00\x00")
+def _codes(nal, count):
+    """Read the first ``count`` Exp-Golomb codes after a NAL unit's header.
+
+    Returns them and the bits after them, or None (they lie in its first
+    bytes).
+    """
+    payload = nal[1:16].replace(b"\x00\x00\x03", b"\x00\x00")  # escapes out
     bits = "".join(f"{byte:08b}" for byte in payload)
-    i = 0
-    for _ in range(2):
-        zeros = len(bits) - len(bits[i:].lstrip("0")) - i
+    values, i = [], 0
+    for _ in range(count):
+        zeros = len(bits[i:]) - len(bits[i:].lstrip("0"))
         if i + 2 * zeros + 1 > len(bits):
             return None
-        value = int(bits[i + zeros : i + 2 * zeros + 1], 2) - 1
+        values.append(int(bits[i + zeros : i + 2 * zeros + 1], 2) - 1)
         i += 2 * zeros + 1
-    return value % 5
+    return values, bits[i:]
+
+
+def _slice_header(nal):
+    """Return a slice's ``(slice_type % 5, PPS id)`` (0 P, 1 B, 2 I), or None."""
+    codes = _codes(nal, 3)  # first_mb_in_slice, slice_type, the PPS id
+    return None if codes is None else (codes[0][1] % 5, codes[0][2])
+
+
+def _cabac_parameter_sets(extradata):
+    """Ids of the picture parameter sets in an avcC record that code with CABAC."""
+    ids, i = set(), 6
+    try:
+        for _ in range(extradata[5] & 31):  # the sequence parameter sets
+            i += 2 + int.from_bytes(extradata[i : i + 2], "big")
+        count, i = extradata[i], i + 1
+        for _ in range(count):  # the picture parameter sets
+            n = int.from_bytes(extradata[i : i + 2], "big")
+            codes = _codes(extradata[i + 2 : i + 2 + n], 2)  # PPS id, SPS id
+            i += 2 + n
+            if codes and codes[1][:1] == "1":  # entropy_coding_mode_flag
+                ids.add(codes[0][0])
+    except IndexError:  # a damaged record: no claim
+        return set()
+    return ids
 
 
 def _data_end(nal):
@@ -94,27 +120,47 @@ def _decode_alone(codec, data):
     return frames[0].to_ndarray(format="gray").tobytes()
 
 
-def unread_intra_slice(codec, data, length_size):
-    """Say whether an intra picture has a slice that leaves its data's end unread.
+class IntraSliceCheck:
+    """Find H.264 intra pictures with a slice that leaves its data's end unread.
 
-    ``codec``: the stream's codec context (its extradata holds the parameter
-    sets); ``data``: one packet. False for any other packet, and for data
-    that does not decode alone.
+    ``codec``: the stream's codec context, whose extradata is an avcC record
+    (MP4, MKV: length-prefixed NAL units). Only slices coded with CABAC are
+    checked, the entropy coder whose decoder can stop short without a word
+    (a black CAVLC picture, cut by up to 256 bytes, decodes to the same
+    pixels without an error).
     """
-    units = nal_units(data, length_size)
-    if not units:
+
+    def __init__(self, codec):
+        extradata = bytes(codec.extradata or b"")
+        self.codec = codec
+        self.length_size = (extradata[4] & 3) + 1 if len(extradata) > 6 else 0
+        self.cabac = _cabac_parameter_sets(extradata) if self.length_size else set()
+
+    def unread(self, data):
+        """Say whether packet ``data`` is an intra picture with such a slice.
+
+        False for any other packet, and for data that does not decode alone
+        without an error.
+        """
+        units = nal_units(data, self.length_size) if self.cabac else None
+        if not units:
+            return False
+        slices = [i for i, u in enumerate(units) if u and u[0] & 31 in _SLICE_NALS]
+        headers = [_slice_header(units[i]) for i in slices]
+        if not slices or any(
+            h is None or h[0] not in _INTRA_SLICES or h[1] not in self.cabac
+            for h in headers
+        ):
+            return False
+        whole = _decode_alone(self.codec, data)
+        if whole is None:
+            return False
+        size = self.length_size
+        for i in slices:
+            nal = units[i]
+            cut = nal[: max(_data_end(nal) - _UNREAD_CUT, _KEEP)]
+            shortened = [*units[:i], cut, *units[i + 1 :]]
+            packet = b"".join(len(u).to_bytes(size, "big") + u for u in shortened)
+            if _decode_alone(self.codec, packet) == whole:
+                return True
         return False
-    slices = [i for i, nal in enumerate(units) if nal and nal[0] & 31 in _SLICE_NALS]
-    if not slices or any(_slice_type(units[i]) not in _INTRA_SLICES for i in slices):
-        return False
-    whole = _decode_alone(codec, data)
-    if whole is None:
-        return False
-    for i in slices:
-        nal = units[i]
-        cut = nal[: max(_data_end(nal) - _UNREAD_CUT, _KEEP)]
-        shortened = [*units[:i], cut, *units[i + 1 :]]
-        packet = b"".join(len(u).to_bytes(length_size, "big") + u for u in shortened)
-        if _decode_alone(codec, packet) == whole:
-            return True
-    return False

@@ -14,9 +14,9 @@ import pytest
 
 from skvidsage.video._h264 import (
     _UNREAD_CUT,
-    _slice_type,
+    IntraSliceCheck,
+    _slice_header,
     nal_units,
-    unread_intra_slice,
 )
 from tests._clips import H264, REAL_CLIPS, VIDEOS, encode_clip, read_reported
 
@@ -64,7 +64,7 @@ def test_slice_types_are_read_from_the_slice_header(clip):
     with container:
         for data, keyframe in packets:
             units = nal_units(data, size)
-            types = {_slice_type(u) for u in units if u[0] & 31 in (1, 5)}
+            types = {_slice_header(u)[0] for u in units if u[0] & 31 in (1, 5)}
             assert types == {2} if keyframe else types in ({0}, {1}), types
             seen |= types
     assert seen == {0, 1, 2}  # P, B and I
@@ -73,29 +73,45 @@ def test_slice_types_are_read_from_the_slice_header(clip):
 @needs_x264
 def test_intact_intra_pictures_read_their_data_to_the_end(clip):
     container, codec, size, packets = _packets(clip)
+    check = IntraSliceCheck(codec)
+    assert (check.length_size, check.cabac) == (size, {0})
     with container:
         keyframes = [data for data, keyframe in packets if keyframe]
         assert len(keyframes) >= 5  # every 25 frames, and at scene cuts
-        assert not any(unread_intra_slice(codec, d, size) for d in keyframes)
+        assert not any(check.unread(d) for d in keyframes)
         # cabac_zero_words (escaped 0x0000 words) after the data are padding
         padded = _with_tail(keyframes[0], size, b"\x00\x00\x03" * 20)
-        assert not unread_intra_slice(codec, padded, size)
+        assert not check.unread(padded)
         # P pictures are not checked
-        assert not any(unread_intra_slice(codec, d, size) for d, k in packets if not k)
+        assert not any(check.unread(d) for d, k in packets if not k)
 
 
 @needs_x264
 def test_slice_data_left_unread_is_found_in_any_slice(clip):
     container, codec, size, packets = _packets(clip)
+    check = IntraSliceCheck(codec)
     with container:
         data = packets[0][0]
         n_slices = sum(u[0] & 31 in (1, 5) for u in nal_units(data, size))
         for i in range(n_slices):
             longer = _with_tail(data, size, _junk(_UNREAD_CUT + 8, i), i)
-            assert unread_intra_slice(codec, longer, size), i
+            assert check.unread(longer), i
         # data that does not split into NAL units, or does not decode: no claim
-        assert not unread_intra_slice(codec, data[:-1], size)
-        assert not unread_intra_slice(codec, b"\x00\x00\x00\x02\x65\xff", size)
+        assert not check.unread(data[:-1])
+        assert not check.unread(b"\x00\x00\x00\x02\x65\xff")
+
+
+@needs_x264
+def test_cavlc_slices_are_not_checked(tmp_path):
+    # CAVLC's decoder may take a cut slice silently (a black picture cut by
+    # up to 256 bytes decodes the same), and damage that stops it short is
+    # CABAC's: the check keeps to CABAC parameter sets
+    path = encode_clip(tmp_path / "cavlc.mp4", H264, gop=25, size=(96, 128), coder="0")
+    container, codec, size, packets = _packets(path)
+    check = IntraSliceCheck(codec)
+    with container:
+        assert check.cabac == set()
+        assert not check.unread(_with_tail(packets[0][0], size, _junk(100)))
 
 
 @needs_x264

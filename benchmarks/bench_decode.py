@@ -7,19 +7,27 @@ is the wall time on an idle core) to read each clip at ``sample_rate=1``,
 ``sample_rate=4`` and every frame, with ``seek=False`` (decode everything up to
 each target), ``seek=True`` (seek whenever a keyframe lies between) and
 ``seek="auto"``, and the frames/s that implies for every-frame decoding.
+``--slice-check`` prints instead, for the H.264 clips, the cost of the check
+for intra slices that leave their data's end unread
+(:class:`skvidsage.video._h264.IntraSliceCheck`, which decodes each intra
+picture again alone, once per slice): the time with it and with it switched
+off in the same run, and their ratio.
 
-Run: ``python benchmarks/bench_decode.py [--repeats 7]``.
+Run: ``python benchmarks/bench_decode.py [--repeats 7] [--slice-check]``.
 """
 
 import argparse
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import av
 import numpy as np
 
 from skvidsage.video._decode import read_frames
+from skvidsage.video._h264 import IntraSliceCheck
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
@@ -50,9 +58,44 @@ def best_time(path, repeats, **kwargs):
     return min(times), len(video)
 
 
+@contextmanager
+def slice_check(on):
+    """Run with the unread-slice check as it is, or switched off."""
+    if on:
+        yield
+        return
+    with mock.patch.object(IntraSliceCheck, "unread", lambda self, data: False):
+        yield
+
+
+def slice_check_cost(clips, repeats):
+    """Print the unread-slice check's cost on the H.264 MP4 clips."""
+    print(
+        f"{'clip':24} {'sampling':14} {'frames':>6} {'check off':>10} "
+        f"{'check on':>9} {'ratio':>6}  (CPU ms, best of {repeats}, seek auto)"
+    )
+    for clip in clips:
+        if clip.suffix != ".mp4":
+            continue
+        for name, kwargs in [
+            ("n_frames=3", {"n_frames": 3}),
+            ("sample_rate=1", {"sample_rate": 1}),
+            ("all frames", {}),
+        ]:
+            row = {}
+            for on in (False, True):
+                with slice_check(on):
+                    row[on], n = best_time(clip, repeats, **kwargs)
+            print(
+                f"{clip.name[:24]:24} {name:14} {n:6d} {row[False] * 1e3:10.1f} "
+                f"{row[True] * 1e3:9.1f} {row[True] / row[False]:6.2f}"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--slice-check", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         clips = [
@@ -61,6 +104,9 @@ def main():
             make_clip(Path(tmp) / "h264_gop250.mp4", "libx264", 250),
         ]
         clips += sorted(VIDEOS.glob("*")) if VIDEOS.is_dir() else []
+        if args.slice_check:
+            slice_check_cost(clips, args.repeats)
+            return
         print(
             f"{'clip':24} {'sampling':14} {'frames':>6} {'no seek':>9} "
             f"{'seek':>9} {'auto':>9}  (CPU ms, best of {args.repeats})"

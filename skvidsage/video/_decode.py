@@ -536,7 +536,8 @@ def read_frames(
         targets that got a later frame), packets at other times than the
         AVI index gives, presentation times out of order or implausibly late
         in an MP4, packets the demuxer marks damaged, an impossible frame
-        rate, zero-filled data, frames decoded with errors, and errors
+        rate, zero-filled data, H.264 intra pictures whose slices leave
+        their data's end unread, frames decoded with errors, and errors
         FFmpeg conceals; see :mod:`skvidsage.video._damage`. A cut AVI is
         sampled by its header's length, as the intact file. Only what is
         decoded is checked: damage in stretches that sampling or seeking

@@ -11,7 +11,8 @@ picture. While decoding, a
 :class:`_PacketLedger` matches the packets the demuxer hands out with the
 pictures the decoder gives back: frames dropped without a word, packets whose
 times disagree with the AVI index, MP4 presentation times out of order or
-implausibly late, and zero-filled H.264/H.265 data.
+implausibly late, zero-filled H.264/H.265 data, and H.264 intra pictures
+that end before their data does (:mod:`skvidsage.video._h264`).
 Afterwards :func:`_describe` and :func:`_summarize` turn all that, and
 FFmpeg's log (collected by
 :func:`skvidsage.video._ffmpeg_log._capture_ffmpeg_errors`), into the issues

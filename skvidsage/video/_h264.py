@@ -153,15 +153,21 @@ class IntraSliceCheck:
             for h in headers
         ):
             return False
-        whole = _decode_alone(self.codec, data)
-        if whole is None:
-            return False
-        size = self.length_size
+        size, whole = self.length_size, None
         for i in slices:
             nal = units[i]
             cut = nal[: max(_data_end(nal) - _UNREAD_CUT, _KEEP)]
-            shortened = [*units[:i], cut, *units[i + 1 :]]
-            packet = b"".join(len(u).to_bytes(size, "big") + u for u in shortened)
-            if _decode_alone(self.codec, packet) == whole:
+            rest = [*units[:i], cut, *units[i + 1 :]]
+            luma = _decode_alone(
+                self.codec, b"".join(len(u).to_bytes(size, "big") + u for u in rest)
+            )
+            # a cut intact slice decodes with an error (all 1,161 intra slices
+            # of the intact encodes in docs/results.rst, check 7): only where
+            # one does not is the picture decoded whole as well, to compare
+            if luma is None:
+                continue
+            if whole is None:
+                whole = _decode_alone(self.codec, data) or b""
+            if luma == whole:
                 return True
         return False

@@ -7,8 +7,9 @@ spends fewer bits per macroblock than the encoder wrote. Intact data is read
 to within a few bytes of its end, so an intact slice cut by its last
 :data:`_UNREAD_CUT` bytes decodes with an error (the decoder runs past the
 cut) or to other pixels; a slice that never reads them decodes without an
-error to the same pixels. :meth:`IntraSliceCheck.unread` decodes a CABAC intra
-picture alone, as it is and once per slice with that slice cut, and compares.
+error to the same pixels. :meth:`IntraSliceCheck.unread` decodes a CABAC
+intra picture alone once per slice, with that slice cut; where a cut decode
+logs no error, it decodes the picture whole as well and compares the two.
 Only intra pictures are checked: they predict from nothing, so decoding one
 alone gives its true pixels (a P or B picture decoded twice would need the
 parse-level comparison of ``benchmarks/explore_unread_slices.py``, with
@@ -126,9 +127,10 @@ class IntraSliceCheck:
 
     ``codec``: the stream's codec context, whose extradata is an avcC record
     (MP4, MKV: length-prefixed NAL units). Only slices coded with CABAC are
-    checked, the entropy coder whose decoder can stop short without a word
-    (a black CAVLC picture, cut by up to 256 bytes, decodes to the same
-    pixels without an error).
+    checked: damaged CABAC data is what stops the decoder short without a
+    word, and the CAVLC decoder takes some cut slices silently (an intact
+    black CAVLC picture, cut by up to 256 bytes, decoded to the same pixels
+    without an error).
     """
 
     def __init__(self, codec):

@@ -115,20 +115,27 @@ def test_cavlc_slices_are_not_checked(tmp_path):
 
 
 @needs_x264
-def test_a_file_with_unread_slice_data_is_reported(clip, tmp_path):
+@pytest.mark.parametrize(
+    "damaged, words",
+    [
+        ((3,), "1 intra picture (the first at {} s) ends before its data does"),
+        ((3, 4), "2 intra pictures (the first at {} s) end before their data does"),
+    ],
+)
+def test_a_file_with_unread_slice_data_is_reported(clip, tmp_path, damaged, words):
     out = tmp_path / "unread.mp4"
     with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
         stream = dst.add_stream_from_template(src.streams.video[0])
         size = (src.streams.video[0].codec_context.extradata[4] & 3) + 1
-        keyframes, damaged_at = 0, None
+        keyframes, times = 0, []
         for packet in src.demux(src.streams.video[0]):
             if packet.dts is None:
                 continue
             data = bytes(packet)
             keyframes += packet.is_keyframe
-            if packet.is_keyframe and keyframes == 3:
+            if packet.is_keyframe and keyframes in damaged:
                 data = _with_tail(data, size, _junk(100))
-                damaged_at = float(packet.pts * packet.time_base)
+                times.append(float(packet.pts * packet.time_base))
             copy = av.Packet(data)
             copy.pts, copy.dts = packet.pts, packet.dts
             copy.time_base = packet.time_base
@@ -137,11 +144,11 @@ def test_a_file_with_unread_slice_data_is_reported(clip, tmp_path):
     _, intact = read_reported(clip, sample_rate=2)
     assert intact == ""
     video, message = read_reported(out, sample_rate=2)
+    it, them = ("it", "it") if len(damaged) == 1 else ("they", "them")
     assert (
-        UNREAD + f"1 intra picture (the first at {damaged_at:.2f} s) ends before "
-        f"its data does (the last {_UNREAD_CUT} bytes of a slice are never "
-        "read, which intact H.264 data never leaves), so it and the pictures "
-        "predicted from it may be wrong"
+        UNREAD + words.format(f"{times[0]:.2f}") + f" (the last {_UNREAD_CUT} "
+        "bytes of a slice are never read, which intact H.264 data never "
+        f"leaves), so {it} and the pictures predicted from {them} may be wrong"
     ) in message
     assert len(video.frames) == 10  # every frame is kept, with the warning
 

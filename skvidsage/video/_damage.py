@@ -278,7 +278,8 @@ class _PacketLedger:
     times of those that do not, frames the decoder dropped without a word,
     are collected in ``lost``; packets with zero-filled H.264/H.265 data in
     ``zeroed``; H.264 intra pictures that end before their data does (see
-    :mod:`skvidsage.video._h264`) in ``unread``; ``(index time, packet
+    :mod:`skvidsage.video._h264`) in ``unread`` (counted in
+    ``unread_untimed`` where packets have no time); ``(index time, packet
     time)`` of packets whose time is not the one the AVI index gives their
     position in ``misplaced``; times of
     packets the demuxer marks as corrupt (MPEG-TS: packets missing, as its
@@ -294,6 +295,7 @@ class _PacketLedger:
         self.seconds, self.lost, self.zeroed = seconds, set(), set()
         self.misplaced, self.flagged, self._index = set(), set(), {}
         self.disordered, self.delayed, self.unread = set(), set(), set()
+        self.unread_untimed = 0
         formats = set(stream.container.format.name.split(","))
         self._order_check = bool(formats & _ORDERED_FORMATS)
         self._max_delay = _MAX_DELAY_FRAMES / fps / tb if fps > 0 else math.inf
@@ -308,9 +310,7 @@ class _PacketLedger:
         extradata = stream.codec_context.extradata or b""
         name = stream.codec_context.name
         self._zero_check = name in ("h264", "hevc") and extradata[:1] == b"\x01"
-        self._slices = None
-        if self._zero_check and name == "h264":
-            self._slices = IntraSliceCheck(stream.codec_context)
+        self._slices = IntraSliceCheck(stream.codec_context) if name == "h264" else None
         self._on = True
         self.restart()
 
@@ -336,12 +336,15 @@ class _PacketLedger:
             self.delayed.add((self.seconds(packet.dts), self.seconds(pts)))
         if packet.is_corrupt:  # none in the real clips, in AVI, MP4 or TS
             self.flagged.add(self.seconds(got if got is not None else 0))
-        data = bytes(packet) if self._zero_check else b""
+        data = bytes(packet) if self._zero_check or self._slices is not None else b""
         at = self.seconds(pts if pts is not None else packet.dts or 0)
-        if _ZERO_RUN in data:
+        if self._zero_check and _ZERO_RUN in data:
             self.zeroed.add(at)
         elif self._slices is not None and self._slices.unread(data):
-            self.unread.add(at)
+            if pts is None and packet.dts is None:  # raw H.264 gives no times
+                self.unread_untimed += 1
+            else:
+                self.unread.add(at)
         if pts is None or not packet.size or not self._on:
             return
         if self._floor is None:
@@ -407,11 +410,14 @@ def _describe(evidence, ledger, corrupt, targets, times, fps):
             f"{counted(n, 'packet')} from {first:.2f} s on hold runs of zero "
             "bytes that valid H.264/H.265 data never has"
         )
-    if ledger.unread:
-        n, first = len(ledger.unread), min(ledger.unread)
+    if ledger.unread or ledger.unread_untimed:
+        n = len(ledger.unread) + ledger.unread_untimed
+        when = "the stream gives no times"
+        if ledger.unread:
+            when = f"the first at {min(ledger.unread):.2f} s"
         found.append(
             "damaged picture data that FFmpeg took for valid: "
-            f"{counted(n, 'intra picture')} (the first at {first:.2f} s) "
+            f"{counted(n, 'intra picture')} ({when}) "
             f"{plural(n, 'ends', 'end')} before {plural(n, 'its', 'their')} data "
             f"does (the last {_UNREAD_CUT} bytes of a slice are never read, "
             "which intact H.264 data never leaves), so "

@@ -57,6 +57,21 @@ def nal_units(data, length_size):
     return units
 
 
+def annexb_units(data):
+    r"""Split Annex-B H.264 data (MPEG-TS, raw .h264) at its start codes.
+
+    >>> annexb_units(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x65\x88")
+    [b'\t\xf0', b'e\x88']
+    """
+    starts, i = [], data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i + 3)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    ends = [i - 3 for i in starts[1:]] + [len(data)] if starts else []
+    # a 4-byte start code's first zero is the unit before's trailing zero
+    return [data[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
 def _codes(nal, count):
     """Read the first ``count`` Exp-Golomb codes after a NAL unit's header.
 
@@ -81,22 +96,30 @@ def _slice_header(nal):
     return None if codes is None else (codes[0][1] % 5, codes[0][2])
 
 
-def _cabac_parameter_sets(extradata):
-    """Ids of the picture parameter sets in an avcC record that code with CABAC."""
-    ids, i = set(), 6
+def _entropy_coders(pps_units):
+    """Map each picture parameter set's id to whether it codes with CABAC."""
+    coders = {}
+    for nal in pps_units:
+        codes = _codes(nal, 2)  # pic_parameter_set_id, seq_parameter_set_id
+        if codes and codes[1]:
+            coders[codes[0][0]] = codes[1][0] == "1"  # entropy_coding_mode_flag
+    return coders
+
+
+def _avcc_parameter_sets(extradata):
+    """Return the picture parameter set NAL units of an avcC record ([] if damaged)."""
+    units, i = [], 6
     try:
         for _ in range(extradata[5] & 31):  # the sequence parameter sets
             i += 2 + int.from_bytes(extradata[i : i + 2], "big")
         count, i = extradata[i], i + 1
-        for _ in range(count):  # the picture parameter sets
+        for _ in range(count):
             n = int.from_bytes(extradata[i : i + 2], "big")
-            codes = _codes(extradata[i + 2 : i + 2 + n], 2)  # PPS id, SPS id
+            units.append(extradata[i + 2 : i + 2 + n])
             i += 2 + n
-            if codes and codes[1][:1] == "1":  # entropy_coding_mode_flag
-                ids.add(codes[0][0])
-    except IndexError:  # a damaged record: no claim
-        return set()
-    return ids
+    except IndexError:
+        return []
+    return units
 
 
 def _data_end(nal):
@@ -125,19 +148,36 @@ def _decode_alone(codec, data):
 class IntraSliceCheck:
     """Find H.264 intra pictures with a slice that leaves its data's end unread.
 
-    ``codec``: the stream's codec context, whose extradata is an avcC record
-    (MP4, MKV: length-prefixed NAL units). Only slices coded with CABAC are
-    checked: damaged CABAC data is what stops the decoder short without a
-    word, and the CAVLC decoder takes some cut slices silently (an intact
-    black CAVLC picture, cut by up to 256 bytes, decoded to the same pixels
-    without an error).
+    ``codec``: the stream's codec context. Its extradata tells the layout: an
+    avcC record for length-prefixed NAL units (MP4, MKV), start codes or
+    nothing for Annex-B data (MPEG-TS, raw H.264), whose parameter sets may
+    also come in the packets. Only slices coded with CABAC are checked:
+    damaged CABAC data is what stops the decoder short without a word, and
+    the CAVLC decoder takes some cut slices silently (an intact black CAVLC
+    picture, cut by up to 256 bytes, decoded to the same pixels without an
+    error).
     """
 
     def __init__(self, codec):
         extradata = bytes(codec.extradata or b"")
         self.codec = codec
-        self.length_size = (extradata[4] & 3) + 1 if len(extradata) > 6 else 0
-        self.cabac = _cabac_parameter_sets(extradata) if self.length_size else set()
+        if extradata[:1] == b"\x01":
+            self.length_size = (extradata[4] & 3) + 1 if len(extradata) > 6 else 0
+            pps = _avcc_parameter_sets(extradata)
+        else:  # Annex-B
+            self.length_size = None
+            pps = [u for u in annexb_units(extradata) if u and u[0] & 31 == 8]
+        self.cabac = _entropy_coders(pps)  # PPS id: whether it codes with CABAC
+
+    def _split(self, data):
+        if self.length_size is None:
+            return annexb_units(data)
+        return nal_units(data, self.length_size) if self.length_size else None
+
+    def _join(self, units):
+        if self.length_size is None:
+            return b"".join(b"\x00\x00\x00\x01" + u for u in units)
+        return b"".join(len(u).to_bytes(self.length_size, "big") + u for u in units)
 
     def unread(self, data):
         """Say whether packet ``data`` is an intra picture with such a slice.
@@ -145,23 +185,23 @@ class IntraSliceCheck:
         False for any other packet, and for data that does not decode alone
         without an error.
         """
-        units = nal_units(data, self.length_size) if self.cabac else None
+        units = self._split(data)
         if not units:
             return False
+        self.cabac.update(_entropy_coders(u for u in units if u and u[0] & 31 == 8))
         slices = [i for i, u in enumerate(units) if u and u[0] & 31 in _SLICE_NALS]
         headers = [_slice_header(units[i]) for i in slices]
         if not slices or any(
-            h is None or h[0] not in _INTRA_SLICES or h[1] not in self.cabac
+            h is None or h[0] not in _INTRA_SLICES or not self.cabac.get(h[1])
             for h in headers
         ):
             return False
-        size, whole = self.length_size, None
+        whole = None
         for i in slices:
             nal = units[i]
             cut = nal[: max(_data_end(nal) - _UNREAD_CUT, _KEEP)]
-            rest = [*units[:i], cut, *units[i + 1 :]]
             luma = _decode_alone(
-                self.codec, b"".join(len(u).to_bytes(size, "big") + u for u in rest)
+                self.codec, self._join([*units[:i], cut, *units[i + 1 :]])
             )
             # a cut intact slice decodes with an error (all 1,161 intra slices
             # of the intact encodes in docs/results.rst, check 7): only where

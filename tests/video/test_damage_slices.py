@@ -74,7 +74,7 @@ def test_slice_types_are_read_from_the_slice_header(clip):
 def test_intact_intra_pictures_read_their_data_to_the_end(clip):
     container, codec, size, packets = _packets(clip)
     check = IntraSliceCheck(codec)
-    assert (check.length_size, check.cabac) == (size, {0})
+    assert (check.length_size, check.cabac) == (size, {0: True})
     with container:
         keyframes = [data for data, keyframe in packets if keyframe]
         assert len(keyframes) >= 5  # every 25 frames, and at scene cuts
@@ -102,6 +102,31 @@ def test_slice_data_left_unread_is_found_in_any_slice(clip):
 
 
 @needs_x264
+@pytest.mark.parametrize("layout", ["mp4", "ts"])
+def test_damaged_packets_never_raise(clip, tmp_path, layout):
+    # random bytes, and intra packets with random bytes changed, cut or
+    # without start codes: no claim or a claim, never an exception
+    source = clip
+    if layout == "ts":
+        source = tmp_path / "intact.ts"
+        _copy(clip, source, format="mpegts")
+    rng = random.Random(0)
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        check = IntraSliceCheck(stream.codec_context)
+        data = next(bytes(p) for p in container.demux(stream) if p.is_keyframe)
+        inputs = [b"", b"\x00" * 8, b"\x00\x00\x01", data[: len(data) // 2]]
+        inputs += [rng.randbytes(rng.randrange(1, 300)) for _ in range(200)]
+        for _ in range(200):
+            damaged = bytearray(data)
+            for _ in range(rng.randint(1, 8)):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            inputs.append(bytes(damaged[: rng.randrange(1, len(damaged) + 1)]))
+        for packet in inputs:
+            assert check.unread(packet) in (True, False)
+
+
+@needs_x264
 def test_cavlc_slices_are_not_checked(tmp_path):
     # CAVLC's decoder may take a cut slice silently (a black picture cut by
     # up to 256 bytes decodes the same), and damage that stops it short is
@@ -110,43 +135,68 @@ def test_cavlc_slices_are_not_checked(tmp_path):
     container, codec, size, packets = _packets(path)
     check = IntraSliceCheck(codec)
     with container:
-        assert check.cabac == set()
+        assert check.cabac == {0: False}
         assert not check.unread(_with_tail(packets[0][0], size, _junk(100)))
 
 
-@needs_x264
-@pytest.mark.parametrize(
-    "damaged, words",
-    [
-        ((3,), "1 intra picture (the first at {} s) ends before its data does"),
-        ((3, 4), "2 intra pictures (the first at {} s) end before their data does"),
-    ],
-)
-def test_a_file_with_unread_slice_data_is_reported(clip, tmp_path, damaged, words):
-    out = tmp_path / "unread.mp4"
-    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+def _copy(source, out, damaged=(), format=None):
+    """Copy ``source``'s video packets to ``out``, with 100 bytes of junk after
+    the first slice of the keyframes numbered in ``damaged`` (from 1); return
+    the times of those keyframes."""
+    times, keyframes = [], 0
+    with av.open(str(source)) as src, av.open(str(out), "w", format=format) as dst:
         stream = dst.add_stream_from_template(src.streams.video[0])
-        size = (src.streams.video[0].codec_context.extradata[4] & 3) + 1
-        keyframes, times = 0, []
+        check = IntraSliceCheck(src.streams.video[0].codec_context)
+        start = src.streams.video[0].start_time or 0  # TS times start at 1.4 s
         for packet in src.demux(src.streams.video[0]):
             if packet.dts is None:
                 continue
             data = bytes(packet)
             keyframes += packet.is_keyframe
             if packet.is_keyframe and keyframes in damaged:
-                data = _with_tail(data, size, _junk(100))
-                times.append(float(packet.pts * packet.time_base))
+                units = check._split(data)
+                first = next(i for i, u in enumerate(units) if u[0] & 31 in (1, 5))
+                units[first] += _junk(100)
+                data = check._join(units)
+                times.append(float((packet.pts - start) * packet.time_base))
             copy = av.Packet(data)
             copy.pts, copy.dts = packet.pts, packet.dts
             copy.time_base = packet.time_base
             copy.is_keyframe, copy.stream = packet.is_keyframe, stream
             dst.mux(copy)
-    _, intact = read_reported(clip, sample_rate=2)
+    return times
+
+
+@needs_x264
+@pytest.mark.parametrize("layout", ["mp4", "ts", "h264"])  # avcC, Annex-B, raw
+@pytest.mark.parametrize(
+    "damaged, words",
+    [
+        ((3,), "1 intra picture ({}) ends before its data does"),
+        ((3, 4), "2 intra pictures ({}) end before their data does"),
+    ],
+)
+def test_a_file_with_unread_slice_data_is_reported(
+    clip, tmp_path, layout, damaged, words
+):
+    source = clip
+    if layout != "mp4":  # Annex-B: in a transport stream, or raw
+        source = tmp_path / "intact.ts"
+        _copy(clip, source, format="mpegts")
+    out = tmp_path / f"unread.{layout}"
+    formats = {"mp4": None, "ts": "mpegts", "h264": "h264"}
+    times = _copy(source, out, damaged, format=formats[layout])
+    when = f"the first at {times[0]:.2f} s"
+    if layout == "h264":  # raw H.264 packets carry no times
+        source = tmp_path / "intact.h264"
+        _copy(tmp_path / "intact.ts", source, format="h264")
+        when = "the stream gives no times"
+    _, intact = read_reported(source, sample_rate=2)
     assert intact == ""
     video, message = read_reported(out, sample_rate=2)
     it, them = ("it", "it") if len(damaged) == 1 else ("they", "them")
     assert (
-        UNREAD + words.format(f"{times[0]:.2f}") + f" (the last {_UNREAD_CUT} "
+        UNREAD + words.format(when) + f" (the last {_UNREAD_CUT} "
         "bytes of a slice are never read, which intact H.264 data never "
         f"leaves), so {it} and the pictures predicted from {them} may be wrong"
     ) in message

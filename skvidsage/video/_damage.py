@@ -27,6 +27,7 @@ from bisect import bisect_left
 import av
 
 from skvidsage._text import counted, plural
+from skvidsage.video._ffmpeg_log import _decode_alone
 from skvidsage.video._frames import _EPS
 from skvidsage.video._h264 import _UNREAD_CUT, IntraSliceCheck
 from skvidsage.video._ts import ts_tail
@@ -184,19 +185,8 @@ def _ts_cut_picture(path, stream):
     data, codec = pictures.get(stream.id), stream.codec_context
     if not data or not codec.extradata:  # no headers to decode it alone with
         return ""
-    context = av.CodecContext.create(codec.name, "r")
-    context.extradata, context.thread_count = codec.extradata, 1
-    with av.logging.Capture(local=True) as logs:  # not the file's messages
-        try:
-            context.decode(av.Packet(data))
-            context.decode(None)
-            failed = False
-        except av.FFmpegError:
-            failed = True
-    failed = failed or any(
-        level <= av.logging.ERROR and not _REFERENCE.search(message)
-        for level, _, message in logs
-    )
+    frames, errors = _decode_alone(codec, data)
+    failed = frames is None or any(not _REFERENCE.search(m) for m in errors)
     return (
         f"it ends inside its last picture (stream {stream.id:#x}: {len(data)} "
         "bytes of it are there, which do not decode)"

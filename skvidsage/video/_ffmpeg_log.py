@@ -13,7 +13,6 @@ import av
 _log_lock = threading.Lock()
 _log_state = {"users": 0, "level": None, "skip_repeated": True}
 
-
 @contextmanager
 def _capture_ffmpeg_errors():
     """Collect this thread's FFmpeg messages; PyAV's log level is restored.
@@ -43,3 +42,26 @@ def _capture_ffmpeg_errors():
             if _log_state["users"] == 0:
                 av.logging.set_level(_log_state["level"])
                 av.logging.set_skip_repeated(_log_state["skip_repeated"])
+
+def _decode_alone(codec, data, options=None):
+    r"""Decode packet ``data`` alone in a fresh decoder for ``codec``.
+
+    Returns ``(frames, errors)``: the frames, or None where decoding raised,
+    and the FFmpeg error messages it logged (this decoder's, not the file's).
+    ``options``: decoder options, such as ``{"flags2": "+showall"}``.
+
+    >>> codec = av.CodecContext.create("h264", "r")
+    >>> frames, errors = _decode_alone(codec, b"\x00\x00\x00\x01\x65\x88")
+    >>> frames is None, len(errors) > 0
+    (True, True)
+    """
+    context = av.CodecContext.create(codec.name, "r")
+    context.extradata, context.thread_count = codec.extradata, 1
+    if options:
+        context.options = options
+    with _capture_ffmpeg_errors() as logs:
+        try:
+            frames = [*context.decode(av.Packet(data)), *context.decode(None)]
+        except av.FFmpegError:
+            frames = None
+    return frames, [message for level, _, message in logs if level <= av.logging.ERROR]

@@ -31,9 +31,7 @@ CABAC one an intact black CAVLC picture.
 True
 """
 
-import av
-
-from skvidsage.video._ffmpeg_log import _capture_ffmpeg_errors
+from skvidsage.video._ffmpeg_log import _decode_alone
 
 _SLICE_NALS = (1, 5)  # coded slice of a non-IDR and of an IDR picture
 _INTRA_SLICES = (2, 4)  # slice_type % 5: I and SI
@@ -130,17 +128,11 @@ def _data_end(nal):
     return end
 
 
-def _decode_alone(codec, data):
+def _luma_alone(codec, data):
     """Luma bytes of the picture ``data`` decodes to alone without an error, or None."""
-    context = av.CodecContext.create(codec.name, "r")
-    context.extradata, context.thread_count = codec.extradata, 1
-    context.options = {"flags2": "+showall"}  # a non-IDR I picture too
-    with _capture_ffmpeg_errors() as logs:  # not the file's messages
-        try:
-            frames = [*context.decode(av.Packet(data)), *context.decode(None)]
-        except av.FFmpegError:
-            return None
-    if not frames or any(level <= av.logging.ERROR for level, _, _ in logs):
+    # +showall: a non-IDR I picture too
+    frames, errors = _decode_alone(codec, data, {"flags2": "+showall"})
+    if not frames or errors:
         return None
     return frames[0].to_ndarray(format="gray").tobytes()
 
@@ -200,7 +192,7 @@ class IntraSliceCheck:
         for i in slices:
             nal = units[i]
             cut = nal[: max(_data_end(nal) - _UNREAD_CUT, _KEEP)]
-            luma = _decode_alone(
+            luma = _luma_alone(
                 self.codec, self._join([*units[:i], cut, *units[i + 1 :]])
             )
             # a cut intact slice decodes with an error (all 1,161 intra slices
@@ -209,7 +201,7 @@ class IntraSliceCheck:
             if luma is None:
                 continue
             if whole is None:
-                whole = _decode_alone(self.codec, data) or b""
+                whole = _luma_alone(self.codec, data) or b""
             if luma == whole:
                 return True
         return False

@@ -30,6 +30,7 @@ from skvidsage.video._damage import (
     _ends_early,
     _ffmpeg_message,
     _format_problem,
+    _is_damage,
     _open_failure,
     _PacketLedger,
     _rate_text,
@@ -385,7 +386,7 @@ def _read_video(path, options):
     messages = found.pop() + [
         f"{name}: {message.strip()}" if name else message.strip()
         for level, name, message in logs
-        if level <= av.logging.ERROR
+        if _is_damage(level, message)
     ]
     issues = tuple(found + _summarize(messages))
     if not frames:

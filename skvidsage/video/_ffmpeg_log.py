@@ -1,8 +1,10 @@
 """FFmpeg's log, collected per thread (errors that FFmpeg conceals are only logged).
 
 PyAV forwards FFmpeg's messages only at or above its log level, which is
-process-wide; :func:`_capture_ffmpeg_errors` raises it to ERROR while any
-thread decodes and restores it when the last one is done.
+process-wide; :func:`_capture_ffmpeg_errors` raises it to INFO while any
+thread decodes and restores it when the last one is done. INFO, not ERROR:
+FFmpeg's error concealment says what it guessed at INFO only (see
+:func:`skvidsage.video._damage._is_damage`).
 """
 
 import threading
@@ -19,7 +21,7 @@ def _capture_ffmpeg_errors():
 
     >>> before = av.logging.get_level()
     >>> with _capture_ffmpeg_errors() as logs:
-    ...     av.logging.get_level() >= av.logging.ERROR
+    ...     av.logging.get_level() >= av.logging.INFO
     True
     >>> av.logging.get_level() == before
     True
@@ -28,8 +30,8 @@ def _capture_ffmpeg_errors():
         if _log_state["users"] == 0:
             _log_state["level"] = av.logging.get_level()
             _log_state["skip_repeated"] = av.logging.get_skip_repeated()
-            if _log_state["level"] is None or _log_state["level"] < av.logging.ERROR:
-                av.logging.set_level(av.logging.ERROR)
+            if _log_state["level"] is None or _log_state["level"] < av.logging.INFO:
+                av.logging.set_level(av.logging.INFO)
             # else "repeated n times" arrives with the next file's messages
             av.logging.set_skip_repeated(False)
         _log_state["users"] += 1

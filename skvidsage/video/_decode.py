@@ -538,8 +538,9 @@ def read_frames(
         AVI index gives, presentation times out of order or implausibly late
         in an MP4, packets the demuxer marks damaged, an impossible frame
         rate, zero-filled data, H.264 intra pictures whose slices leave
-        their data's end unread, frames decoded with errors, and errors
-        FFmpeg conceals; see :mod:`skvidsage.video._damage`. A cut AVI is
+        their data's end unread, frames decoded with errors, errors FFmpeg
+        conceals, and concealment FFmpeg logs without an error (a lost
+        slice); see :mod:`skvidsage.video._damage`. A cut AVI is
         sampled by its header's length, as the intact file. Only what is
         decoded is checked: damage in stretches that sampling or seeking
         skips goes unseen, and so does damaged data the decoder takes

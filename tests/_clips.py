@@ -52,6 +52,23 @@ def encode_clip(
     return path
 
 
+def remux(source, out, edit, format=None):
+    """Copy ``source``'s video packets to ``out`` (``format``: the muxer's,
+    from ``out``'s name if None), each packet's bytes replaced by
+    ``edit(index, packet, data)``; packets without a decoding time are left
+    out."""
+    with av.open(str(source)) as src, av.open(str(out), "w", format=format) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        packets = [p for p in src.demux(src.streams.video[0]) if p.dts is not None]
+        for index, packet in enumerate(packets):
+            copy = av.Packet(edit(index, packet, bytes(packet)))
+            copy.pts, copy.dts = packet.pts, packet.dts
+            copy.time_base = packet.time_base
+            copy.is_keyframe, copy.stream = packet.is_keyframe, stream
+            dst.mux(copy)
+    return out
+
+
 def expected_indices(targets):
     """First frame at or after each target (the last frame past the end)."""
     return np.minimum(np.ceil(np.asarray(targets) * FPS - 1e-6), N_FRAMES - 1)

@@ -13,7 +13,14 @@ import pytest
 from skvidsage.video._damage import _is_damage
 from skvidsage.video._ffmpeg_log import _capture_ffmpeg_errors
 from skvidsage.video._h264 import IntraSliceCheck
-from tests._clips import H264, REAL_CLIPS, VIDEOS, encode_clip, read_reported
+from tests._clips import (
+    H264,
+    REAL_CLIPS,
+    VIDEOS,
+    encode_clip,
+    read_reported,
+    remux,
+)
 
 needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
 needs_x264 = pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
@@ -22,23 +29,18 @@ GUESSED = "corrupt picture data: FFmpeg guessed the damaged parts of pictures"
 
 def _drop_slice(source, out, packet_index, slice_index=1):
     """Copy ``source`` without one slice of packet ``packet_index``."""
-    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
+    with av.open(str(source)) as src:
         check = IntraSliceCheck(src.streams.video[0].codec_context)
-        packets = [p for p in src.demux(src.streams.video[0]) if p.dts is not None]
-        for i, packet in enumerate(packets):
-            data = bytes(packet)
-            if i == packet_index:
-                units = check._split(data)
-                slices = [j for j, u in enumerate(units) if u[0] & 31 in (1, 5)]
-                del units[slices[slice_index]]
-                data = check._join(units)
-            copy = av.Packet(data)
-            copy.pts, copy.dts = packet.pts, packet.dts
-            copy.time_base = packet.time_base
-            copy.is_keyframe, copy.stream = packet.is_keyframe, stream
-            dst.mux(copy)
-    return out
+
+    def edit(index, packet, data):
+        if index != packet_index:
+            return data
+        units = check._split(data)
+        slices = [j for j, u in enumerate(units) if u[0] & 31 in (1, 5)]
+        del units[slices[slice_index]]
+        return check._join(units)
+
+    return remux(source, out, edit)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from skvidsage.video._h264 import (
     _slice_header,
     nal_units,
 )
-from tests._clips import H264, REAL_CLIPS, VIDEOS, encode_clip, read_reported
+from tests._clips import H264, REAL_CLIPS, VIDEOS, encode_clip, read_reported, remux
 
 needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
 needs_x264 = pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
@@ -143,27 +143,22 @@ def _copy(source, out, damaged=(), format=None):
     """Copy ``source``'s video packets to ``out``, with 100 bytes of junk after
     the first slice of the keyframes numbered in ``damaged`` (from 1); return
     the times of those keyframes."""
-    times, keyframes = [], 0
-    with av.open(str(source)) as src, av.open(str(out), "w", format=format) as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
+    times, keyframes = [], []
+    with av.open(str(source)) as src:
         check = IntraSliceCheck(src.streams.video[0].codec_context)
         start = src.streams.video[0].start_time or 0  # TS times start at 1.4 s
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is None:
-                continue
-            data = bytes(packet)
-            keyframes += packet.is_keyframe
-            if packet.is_keyframe and keyframes in damaged:
-                units = check._split(data)
-                first = next(i for i, u in enumerate(units) if u[0] & 31 in (1, 5))
-                units[first] += _junk(100)
-                data = check._join(units)
-                times.append(float((packet.pts - start) * packet.time_base))
-            copy = av.Packet(data)
-            copy.pts, copy.dts = packet.pts, packet.dts
-            copy.time_base = packet.time_base
-            copy.is_keyframe, copy.stream = packet.is_keyframe, stream
-            dst.mux(copy)
+
+    def edit(index, packet, data):
+        keyframes.append(packet.is_keyframe)
+        if packet.is_keyframe and sum(keyframes) in damaged:
+            units = check._split(data)
+            first = next(i for i, u in enumerate(units) if u[0] & 31 in (1, 5))
+            units[first] += _junk(100)
+            times.append(float((packet.pts - start) * packet.time_base))
+            return check._join(units)
+        return data
+
+    remux(source, out, edit, format=format)
     return times
 
 

@@ -15,6 +15,7 @@ import av
 _log_lock = threading.Lock()
 _log_state = {"users": 0, "level": None, "skip_repeated": True}
 
+
 @contextmanager
 def _capture_ffmpeg_errors():
     """Collect this thread's FFmpeg messages; PyAV's log level is restored.
@@ -44,6 +45,7 @@ def _capture_ffmpeg_errors():
             if _log_state["users"] == 0:
                 av.logging.set_level(_log_state["level"])
                 av.logging.set_skip_repeated(_log_state["skip_repeated"])
+
 
 def _decode_alone(codec, data, options=None):
     r"""Decode packet ``data`` alone in a fresh decoder for ``codec``.

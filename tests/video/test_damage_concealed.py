@@ -2,8 +2,8 @@
 
 FFmpeg's error concealment says "concealing N DC, N AC, N MV errors in P
 frame" at INFO level, and it may say nothing else: a lost slice, or damaged
-slice data that ends, as decoded, before its picture does. Three silent
-``carphone_pristine.mp4`` copies of the full fuzz (docs/results.rst) logged
+slice data that ends, as decoded, before its picture does. Five files that
+came back silent from the full fuzz (docs/results.rst, check 8) logged
 nothing more.
 """
 

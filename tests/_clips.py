@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import pytest
 
 from skvidsage.video._decode import VideoDecodeWarning, read_frames
 from tests._data import VIDEOS
@@ -13,6 +14,8 @@ REAL_CLIPS = sorted(VIDEOS.glob("*")) if VIDEOS.is_dir() else []
 
 FPS, N_FRAMES = 25, 125  # the generated clips: 5 s at 25 fps
 H264 = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
+needs_x264 = pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
 CLIPS = {  # name: (codec, keyframe interval)
     "mpeg4.avi": ("mpeg4", 12),
     "h264.mp4": (H264, 25),

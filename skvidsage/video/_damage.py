@@ -389,17 +389,31 @@ class _PacketLedger:
 
 
 def _summarize(messages):
-    """Describe FFmpeg's messages, one issue per kind, with the first as a quote."""
+    """Describe FFmpeg's messages, one issue per kind, with the first as a quote.
+
+    ``messages``: ``(text, time)`` pairs, the time (s) that of the picture
+    whose packet FFmpeg was decoding, or None (the demuxer's messages); the
+    issue gives the times' range, so that a user can find the damage.
+
+    >>> (issue,) = _summarize([("h264: error A", 0.07), ("h264: error B", 1.17)])
+    >>> issue.split(": ", 1)[0], issue[issue.index("(") :]
+    ('corrupt picture data', '(2 FFmpeg messages at 0.07-1.17 s, first: h264: error A)')
+    """
     kinds = {}
-    for message in messages:
-        kind = next((k[1:] for k in _KINDS if k[0].search(message)), _CORRUPT)
-        kinds.setdefault(kind, []).append(message)
+    for text, when in messages:
+        kind = next((k[1:] for k in _KINDS if k[0].search(text)), _CORRUPT)
+        kinds.setdefault(kind, []).append((text, when))
     issues = []
     for (what, effect), group in kinds.items():
-        n, first = len(group), group[0]
+        n, first = len(group), group[0][0]
         quote = first if len(first) <= 80 else first[:77] + "..."
-        messages = counted(n, "FFmpeg message")
-        issues.append(f"{what}: {effect} ({messages}, first: {quote})")
+        times = [when for _, when in group if when is not None]
+        at = ""
+        if times:
+            low, high = f"{min(times):.2f}", f"{max(times):.2f}"
+            at = f" at {low} s" if low == high else f" at {low}-{high} s"
+        counts = counted(n, "FFmpeg message")
+        issues.append(f"{what}: {effect} ({counts}{at}, first: {quote})")
     return issues
 
 

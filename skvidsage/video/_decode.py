@@ -114,9 +114,9 @@ class _FrameSource:
 
     Times follow FFmpeg's ``best_effort_timestamp`` rule: use ``pts`` unless
     it went backwards more often than ``dts`` (AVI files with packed
-    B-frames). Decoder errors are recorded and decoding goes on with the next
-    packet; a demuxer error ends the stream. ``ledger`` notes the frames the
-    decoder drops without a word.
+    B-frames). Decoder errors are recorded with the time of their packet, and
+    decoding goes on with the next packet; a demuxer error ends the stream.
+    ``ledger`` notes the frames the decoder drops without a word.
     """
 
     def __init__(self, container, stream, fps, logs):
@@ -162,11 +162,16 @@ class _FrameSource:
             self.done = True
             return
         except av.FFmpegError as exc:
-            self.errors.append(f"{self.container.format.name}: {_ffmpeg_message(exc)}")
+            message = f"{self.container.format.name}: {_ffmpeg_message(exc)}"
+            self.errors.append((message, None))
             self.done = True
             packet = None  # flush the decoder for the frames it still holds
+        when = None  # the time of the picture in the packet, for the messages
         if packet is not None:
             self.ledger.expect(packet)
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            when = self.seconds(stamp) if stamp is not None else None
+        mark = len(self.logs)
         try:
             frames = packet.decode() if packet else self.stream.decode(None)
         except av.FFmpegError as exc:
@@ -174,8 +179,11 @@ class _FrameSource:
             detail = detail or exc.strerror or str(exc)
             message = f"{self.stream.codec_context.name}: {detail}"
             if self.muted is None or not _REFERENCE.search(message):
-                self.errors.append(message)
+                self.errors.append((message, when))
             frames = []
+        # the decoder logs while it decodes (one thread), so these are the
+        # packet's: each log entry (level, name, message) gets its time
+        self.logs[mark:] = [(*log[:3], when) for log in self.logs[mark:]]
         self.ledger.account(frames, flushed=packet is None)
         self._ready.extend((self._time(frame), frame) for frame in frames)
 
@@ -383,11 +391,11 @@ def _read_video(path, options):
             frames, times, found, fps, duration = _decode(
                 path, cut, options, None, logs
             )
-    messages = found.pop() + [
-        f"{name}: {message.strip()}" if name else message.strip()
-        for level, name, message in logs
-        if _is_damage(level, message)
-    ]
+    messages = found.pop()  # (text, the time of its packet or None)
+    for level, name, message, *when in logs:  # when: [] for the demuxer's
+        if _is_damage(level, message):
+            text = f"{name}: {message.strip()}" if name else message.strip()
+            messages.append((text, when[0] if when else None))
     issues = tuple(found + _summarize(messages))
     if not frames:
         detail = f": {issues[0]}" if issues else ""
@@ -408,7 +416,8 @@ def _decode(path, cut, options, min_skip, logs):
     """Open ``path`` and decode the sampled frames.
 
     Returns the frames, their times, the damage found (its last item: the
-    raw errors, for :func:`_summarize`), the frame rate and the duration.
+    raw errors and their packets' times, for :func:`_summarize`), the frame
+    rate and the duration.
     """
     sample_rate, n_frames = options.sample_rate, options.n_frames
     container, stream = _open(path, cut)
@@ -455,7 +464,7 @@ def _decode(path, cut, options, min_skip, logs):
         except av.FFmpegError as exc:  # a failing seek or conversion
             if min_skip is not None:
                 raise _SeekMisled from exc
-            source.errors.append(_ffmpeg_message(exc))
+            source.errors.append((_ffmpeg_message(exc), None))
     end = source.end + (1 / fps if fps > 0 else 0.0) if source.end is not None else None
     asked = targets if isinstance(targets, list) else None  # None: endless
     if own_duration and end is not None and asked is not None:

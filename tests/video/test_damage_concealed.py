@@ -15,15 +15,14 @@ from skvidsage.video._ffmpeg_log import _capture_ffmpeg_errors
 from skvidsage.video._h264 import IntraSliceCheck
 from tests._clips import (
     H264,
-    REAL_CLIPS,
     VIDEOS,
     encode_clip,
+    needs_real_clips,
+    needs_x264,
     read_reported,
     remux,
 )
 
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
-needs_x264 = pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
 GUESSED = "corrupt picture data: FFmpeg guessed the damaged parts of pictures"
 
 
@@ -58,6 +57,18 @@ def test_only_concealment_and_errors_count_as_damage():
     assert not _is_damage(av.logging.DEBUG, "concealing 1 DC, 1 AC, 1 MV errors")
 
 
+def test_messages_give_the_times_of_their_pictures():
+    from skvidsage.video._damage import _summarize
+
+    (one,) = _summarize([("h264: error A", 0.071), ("h264: error B", 0.074)])
+    assert "(2 FFmpeg messages at 0.07 s, first: h264: error A)" in one
+    # the demuxer's messages have no picture: no time is made up for them
+    (cut,) = _summarize([("mov: partial file", None)])
+    assert cut.endswith("(1 FFmpeg message, first: mov: partial file)")
+    (mixed,) = _summarize([("mov: partial file", None), ("mov: end of file", 2.5)])
+    assert "(2 FFmpeg messages at 2.50 s, first: mov: partial file)" in mixed
+
+
 def test_the_log_level_is_raised_to_info_and_restored():
     before = av.logging.get_level()
     with _capture_ffmpeg_errors():
@@ -74,7 +85,12 @@ def test_a_lost_slice_of_a_predicted_picture_is_reported(four_slices, tmp_path):
     assert intact == ""
     video, message = read_reported(out, sample_rate=2)
     assert GUESSED in message
-    assert "first: h264: concealing " in message
+    with av.open(str(out)) as container:  # the picture whose slice was lost
+        stream = container.streams.video[0]
+        packets = [p for p in container.demux(stream) if p.dts is not None]
+        lost = float(packets[3].pts * packets[3].time_base)
+    # the issue says when, so that the user can find the damage
+    assert f"(1 FFmpeg message at {lost:.2f} s, first: h264: concealing " in message
     assert "sampled frame" not in message  # the log is the only sign
     assert len(video.frames) == 10  # every frame is kept, with the warning
 
@@ -90,17 +106,17 @@ def test_a_concealed_file_is_an_error_in_strict_mode(four_slices, tmp_path):
 
 @needs_real_clips
 @pytest.mark.parametrize(
-    "name, edits",
+    "name, edits, when",
     [
         # fuzz case 205: bytes 150336-150337 overwritten (a P picture at 0.93 s)
-        ("carphone_pristine.mp4", {150336: 0x66, 150337: 0xA3}),
+        ("carphone_pristine.mp4", {150336: 0x66, 150337: 0xA3}, "at 0.93 s"),
         # fuzz case 365: the two of its bit flips before the last sampled
         # frame (a P picture at 0.07 s, a B picture at 1.17 s)
-        ("carphone_pristine.mp4", {20262: 0x08, 196408: 0xDE}),
+        ("carphone_pristine.mp4", {20262: 0x08, 196408: 0xDE}, "at 0.07-1.17 s"),
     ],
     ids=["overwrite", "bit flips"],
 )
-def test_silent_fuzz_damage_in_carphone_is_reported(tmp_path, name, edits):
+def test_silent_fuzz_damage_in_carphone_is_reported(tmp_path, name, edits, when):
     data = bytearray((VIDEOS / name).read_bytes())
     for position, value in edits.items():
         data[position] = value
@@ -108,3 +124,4 @@ def test_silent_fuzz_damage_in_carphone_is_reported(tmp_path, name, edits):
     path.write_bytes(bytes(data))
     _, message = read_reported(path, n_frames=3)
     assert GUESSED in message and "concealing" in message
+    assert f"FFmpeg message{'s' if '-' in when else ''} {when}, first:" in message

@@ -13,16 +13,15 @@ from numpy.testing import assert_array_equal
 
 from skvidsage.video._decode import VideoDecodeError, read_frames
 from tests._clips import (
-    REAL_CLIPS,
     VIDEOS,
     damaged_copy,
     encode_clip,
     frame_indices,
+    needs_real_clips,
     packet_spans,
     read_reported,
 )
 
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
 MISPLACED = "came out at other times than the file's index gives"
 
 

@@ -18,10 +18,16 @@ from skvidsage.video._h264 import (
     _slice_header,
     nal_units,
 )
-from tests._clips import H264, REAL_CLIPS, VIDEOS, encode_clip, read_reported, remux
+from tests._clips import (
+    H264,
+    VIDEOS,
+    encode_clip,
+    needs_real_clips,
+    needs_x264,
+    read_reported,
+    remux,
+)
 
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
-needs_x264 = pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
 UNREAD = "damaged picture data that FFmpeg took for valid: "
 
 

@@ -14,15 +14,14 @@ import pytest
 from skvidsage.video._decode import VideoDecodeError, read_frames
 from tests._clips import (
     H264,
-    REAL_CLIPS,
     VIDEOS,
     encode_clip,
     frame_indices,
+    needs_real_clips,
+    needs_x264,
     read_reported,
 )
 
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
-needs_b_frames = pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
 TIMES = "damaged presentation times: "
 TABLE = (
     "; the file's table of them (its MP4 ctts box) is damaged, so frames "
@@ -63,7 +62,7 @@ def b_frame_clip(tmp_path_factory):
     return encode_clip(path, H264, gop=25, bf="2")
 
 
-@needs_b_frames
+@needs_x264
 @pytest.mark.parametrize("sampling", [{"n_frames": 3}, {"sample_rate": 4}, {}])
 @pytest.mark.parametrize("seek", ["auto", False])
 def test_intact_b_frames_come_out_in_time_order(b_frame_clip, sampling, seek):
@@ -72,7 +71,7 @@ def test_intact_b_frames_come_out_in_time_order(b_frame_clip, sampling, seek):
     assert (frame_indices(video.frames)[1:] > frame_indices(video.frames)[:-1]).all()
 
 
-@needs_b_frames
+@needs_x264
 def test_pictures_out_of_time_order_are_reported(b_frame_clip, tmp_path):
     # three frames stamped 3 intervals late: each now comes out after the
     # picture shown next, whose time is earlier
@@ -88,7 +87,7 @@ def test_pictures_out_of_time_order_are_reported(b_frame_clip, tmp_path):
         read_frames(path, strict=True)
 
 
-@needs_b_frames
+@needs_x264
 def test_pictures_shown_long_after_decoding_are_reported(b_frame_clip, tmp_path):
     # 40 intervals added to the offsets of packets 60-69 (decoding order): a
     # decoder never holds a picture back that long; their times now lie past
@@ -107,7 +106,7 @@ def test_pictures_shown_long_after_decoding_are_reported(b_frame_clip, tmp_path)
     assert "3.33 s got the frame at 4.52 s" in message
 
 
-@needs_b_frames
+@needs_x264
 def test_one_packet_shown_long_after_decoding_is_named_in_the_singular(
     b_frame_clip, tmp_path
 ):
@@ -117,7 +116,7 @@ def test_one_packet_shown_long_after_decoding_is_named_in_the_singular(
     assert "1 packet would be shown long after it is decoded (the first" in message
 
 
-@needs_b_frames
+@needs_x264
 def test_a_negative_offset_is_named_by_its_delay(b_frame_clip, tmp_path):
     # an offset 1000 intervals below zero (a damaged signed ctts entry):
     # FFmpeg moves every decoding time back by it, below 0 s, so the message

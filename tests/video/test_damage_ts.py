@@ -13,14 +13,13 @@ from numpy.testing import assert_array_equal
 from skvidsage.video._damage import _cut_text
 from skvidsage.video._decode import VideoDecodeError, read_frames
 from tests._clips import (
-    REAL_CLIPS,
     VIDEOS,
     damaged_copy,
     encode_clip,
+    needs_real_clips,
     read_reported,
 )
 
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
 LAYOUTS = [
     ("clip.ts", {}, 188, "MPEG-TS"),
     ("clip.m2ts", {"mpegts_m2ts_mode": "1"}, 192, "M2TS"),

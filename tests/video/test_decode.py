@@ -23,12 +23,11 @@ from tests._clips import (
     encode_image,
     expected_indices,
     frame_indices,
+    needs_real_clips,
+    needs_x264,
     packet_spans,
     read_reported,
 )
-
-needs_real_clips = pytest.mark.skipif(not REAL_CLIPS, reason="../shared absent")
-
 
 # -- sampling ----------------------------------------------------------------
 
@@ -232,7 +231,7 @@ def test_mp4_cut_before_its_index_says_truncated(tmp_path, clips):
     assert "fetch or copy the file again" in info.value.reason
 
 
-@pytest.mark.skipif(H264 != "libx264", reason="needs libx264")
+@needs_x264
 @pytest.mark.parametrize("seek", ["auto", False])
 def test_frames_that_do_not_decode_are_named_with_the_times(tmp_path, clips, seek):
     # frames 40-47 zeroed: the target 1.67 s (frame 42) got frame 48 silently

@@ -89,6 +89,11 @@ is several times faster.
   embedder, and the raw and embedder heads blended with the vote (k 50,
   gamma 10; linear and log-odds): is the coarse grid what holds a system
   back?
+- ``mlp-head``: the references, the default embedder and the raw and
+  MLP heads blended with the vote (k 50, gamma 10), each with a
+  one-hidden-layer MLP head (512 ReLU units, dropout, AdamW; weight decay
+  1e-4-1e-2 and epochs 10-45 chosen like ``C``) beside the LR head: does
+  the graph's gain hold, or grow, with a non-linear head?
 - ``retrieval``: precision@10 (a shared label) of the default embedding's
   variants for "more like this" (``bench_retrieval.py``'s measure), with
   validate0000-0031 as the catalogue and 0032-0039 as the queries: the
@@ -124,6 +129,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py mutual-ppr --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py geometric-tail --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py c-grid --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py mlp-head --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py query-expansion --data ../shared/data/yt8m
 """
@@ -185,7 +191,11 @@ def tuned(name, candidates, Yv):
     best = max(candidates.items(), key=lambda kv: scores(Yv, kv[1])["GAP"])
     (C, setting), P = best
     s = scores(Yv, P)
-    print(f"{name:44s} C={C:g} {setting or ''} " + " ".join(
+    if isinstance(C, float):
+        C = f"C={C:g}"
+    elif not isinstance(C, str):  # an MLP head's settings
+        C = " ".join(C)
+    print(f"{name:44s} {C} {setting or ''} " + " ".join(
         f"{k} {v:.4f}" for k, v in s.items()), flush=True)
 
 
@@ -908,6 +918,74 @@ def c_grid(X, Y, Xv, Yv):
             tuned(f"{name} + vote, log-odds, C from {len(grid)}", bayes, Yv)
 
 
+MLP_EPOCHS = (10, 20, 30, 45)
+MLP_DECAY = (1e-4, 1e-3, 1e-2)
+
+
+def mlp_heads(Z, Y, Zq, hidden=512, seed=0):
+    """Fit a one-hidden-layer MLP head, sigmoid per label: ``{(decay, epochs): P}``.
+
+    Columns standardised on ``Z``; ReLU, dropout 0.5, Adam (lr 1e-3, batch
+    256, weight decay as the setting); the scores of ``Zq`` after each of
+    :data:`MLP_EPOCHS`, so that the epochs are chosen like ``C``.
+    """
+    mu, sd = Z.mean(0), Z.std(0) + 1e-6
+    Zt = torch.as_tensor(((Z - mu) / sd).astype(np.float32))
+    Zq = torch.as_tensor(((Zq - mu) / sd).astype(np.float32))
+    Yt, out = torch.as_tensor(Y), {}
+    for decay in MLP_DECAY:
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # the layers' initial weights
+        net = torch.nn.Sequential(
+            torch.nn.Dropout(0.2), torch.nn.Linear(Z.shape[1], hidden),
+            torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(hidden, Y.shape[1]))
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=decay)
+        for epoch in range(1, max(MLP_EPOCHS) + 1):
+            net.train()
+            for batch in torch.randperm(len(Zt), generator=gen).split(256):
+                opt.zero_grad()
+                loss = F.binary_cross_entropy_with_logits(net(Zt[batch]), Yt[batch])
+                loss.backward()
+                opt.step()
+            if epoch in MLP_EPOCHS:
+                net.eval()
+                with torch.no_grad():
+                    out[(decay, epoch)] = torch.sigmoid(net(Zq)).numpy().astype(
+                        np.float64)
+    return out
+
+
+def mlp_head(X, Y, Xv, Yv):
+    """Score the protocol's systems with a non-linear head (an MLP) beside LR."""
+    from skvidsage import VidSageEmbedder
+
+    x, xv = normalize(X), normalize(Xv)
+    raw = {C: head(x, Y, C, xv) for C in C_GRID}
+    references(X, Y, Xv, Yv, raw)
+    emb = VidSageEmbedder()
+    systems = {"raw": (x, xv), "[x, mean of 10 nearest]": (mean10(X, X, True),
+                                                          mean10(X, Xv, False)),
+               "SGC [x, Sx, S^2x]": (sgc(X, X, True), sgc(X, Xv, False)),
+               "VidSageEmbedder()": (emb.fit_transform(X), emb.transform(Xv))}
+    Z, Zv = systems["VidSageEmbedder()"]
+    tuned("VidSageEmbedder(), LR head", {(C, None): head(Z, Y, C, Zv)
+                                         for C in C_GRID}, Yv)
+    idx, sim = top(xv @ x.T, 50)
+    V = weighted_vote(Y, idx, sim, 50, 10.0)
+    prior = Y.mean(axis=0)
+    lin, bayes = {}, {}
+    _blends(raw, V, prior, "k=50", lin, bayes)
+    tuned("raw LR + vote, log-odds", bayes, Yv)
+    for name, (Z, Zv) in systems.items():
+        P = {(f"decay={d:g}", f"epochs={e}"): p
+             for (d, e), p in mlp_heads(Z, Y, Zv).items()}
+        tuned(f"MLP head on {name}", P, Yv)
+        lin, bayes = {}, {}
+        _blends(P, V, prior, "k=50", lin, bayes)
+        tuned(f"MLP head on {name} + vote, linear", lin, Yv)
+        tuned(f"MLP head on {name} + vote, log-odds", bayes, Yv)
+
+
 def fused_vote(X, Y, Xv, Yv):
     """Blend the head with the vote of neighbours by ``cos_rgb + w cos_audio``."""
     raw = {C: head(X, Y, C, Xv) for C in C_GRID}
@@ -933,7 +1011,8 @@ def main(argv=None):
                 "mutual-ppr": mutual_ppr, "geometric-tail": geometric_tail}
     on_split = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote, "class-weights": class_weights,
-                "ensemble": ensemble, "trans-smooth": trans_smooth, "c-grid": c_grid}
+                "ensemble": ensemble, "trans-smooth": trans_smooth, "c-grid": c_grid,
+                "mlp-head": mlp_head}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=(*on_split, "fused-vote", *on_files))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/yt8m"))

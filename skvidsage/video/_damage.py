@@ -388,6 +388,26 @@ class _PacketLedger:
 # the issues
 
 
+def _logged_damage(logs):
+    r"""Return the ``(text, time)`` of the FFmpeg log entries that tell of damage.
+
+    ``logs``: ``(level, name, message)`` entries, each with the time of the
+    packet being decoded appended by the decoder (None, or no fourth item,
+    for the demuxer's).
+
+    >>> logs = [(av.logging.ERROR, "h264", "error while decoding MB 3 7\n", 0.5),
+    ...         (av.logging.INFO, "h264", "Reinit context to 128x96\n", 0.5)]
+    >>> _logged_damage(logs)
+    [('h264: error while decoding MB 3 7', 0.5)]
+    """
+    found = []
+    for level, name, message, *when in logs:
+        if _is_damage(level, message):
+            text = f"{name}: {message.strip()}" if name else message.strip()
+            found.append((text, when[0] if when else None))
+    return found
+
+
 def _summarize(messages):
     """Describe FFmpeg's messages, one issue per kind, with the first as a quote.
 

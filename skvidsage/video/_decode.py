@@ -30,7 +30,7 @@ from skvidsage.video._damage import (
     _ends_early,
     _ffmpeg_message,
     _format_problem,
-    _is_damage,
+    _logged_damage,
     _open_failure,
     _PacketLedger,
     _rate_text,
@@ -181,8 +181,7 @@ class _FrameSource:
             if self.muted is None or not _REFERENCE.search(message):
                 self.errors.append((message, when))
             frames = []
-        # the decoder logs while it decodes (one thread), so these are the
-        # packet's: each log entry (level, name, message) gets its time
+        # logged while this packet was decoded (one thread): each gets its time
         self.logs[mark:] = [(*log[:3], when) for log in self.logs[mark:]]
         self.ledger.account(frames, flushed=packet is None)
         self._ready.extend((self._time(frame), frame) for frame in frames)
@@ -391,12 +390,7 @@ def _read_video(path, options):
             frames, times, found, fps, duration = _decode(
                 path, cut, options, None, logs
             )
-    messages = found.pop()  # (text, the time of its packet or None)
-    for level, name, message, *when in logs:  # when: [] for the demuxer's
-        if _is_damage(level, message):
-            text = f"{name}: {message.strip()}" if name else message.strip()
-            messages.append((text, when[0] if when else None))
-    issues = tuple(found + _summarize(messages))
+    issues = tuple(found + _summarize(found.pop() + _logged_damage(logs)))
     if not frames:
         detail = f": {issues[0]}" if issues else ""
         raise VideoDecodeError(path, f"no decodable frame{detail}")
@@ -416,8 +410,7 @@ def _decode(path, cut, options, min_skip, logs):
     """Open ``path`` and decode the sampled frames.
 
     Returns the frames, their times, the damage found (its last item: the
-    raw errors and their packets' times, for :func:`_summarize`), the frame
-    rate and the duration.
+    raw errors, timed, for :func:`_summarize`), the frame rate and the duration.
     """
     sample_rate, n_frames = options.sample_rate, options.n_frames
     container, stream = _open(path, cut)

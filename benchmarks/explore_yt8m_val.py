@@ -922,22 +922,23 @@ MLP_EPOCHS = (10, 20, 30, 45)
 MLP_DECAY = (1e-4, 1e-3, 1e-2)
 
 
-def mlp_heads(Z, Y, Zq, hidden=512, seed=0):
+def mlp_heads(Z, Y, Zq, hidden=512, in_drop=0.2, decays=MLP_DECAY, seed=0):
     """Fit a one-hidden-layer MLP head, sigmoid per label: ``{(decay, epochs): P}``.
 
-    Columns standardised on ``Z``; ReLU, dropout 0.5, Adam (lr 1e-3, batch
-    256, weight decay as the setting); the scores of ``Zq`` after each of
+    Columns standardised on ``Z``; ReLU, dropout ``in_drop`` on the input and
+    0.5 on the hidden layer, AdamW (lr 1e-3, batch 256, each of ``decays``
+    as the weight decay); the scores of ``Zq`` after each of
     :data:`MLP_EPOCHS`, so that the epochs are chosen like ``C``.
     """
     mu, sd = Z.mean(0), Z.std(0) + 1e-6
     Zt = torch.as_tensor(((Z - mu) / sd).astype(np.float32))
     Zq = torch.as_tensor(((Zq - mu) / sd).astype(np.float32))
     Yt, out = torch.as_tensor(Y), {}
-    for decay in MLP_DECAY:
+    for decay in decays:
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)  # the layers' initial weights
         net = torch.nn.Sequential(
-            torch.nn.Dropout(0.2), torch.nn.Linear(Z.shape[1], hidden),
+            torch.nn.Dropout(in_drop), torch.nn.Linear(Z.shape[1], hidden),
             torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(hidden, Y.shape[1]))
         opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=decay)
         for epoch in range(1, max(MLP_EPOCHS) + 1):

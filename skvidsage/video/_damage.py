@@ -3,11 +3,9 @@
 :mod:`skvidsage.video._decode` decodes; this module judges what it met.
 Before FFmpeg opens a path, :func:`skvidsage._paths.path_problem` rejects what
 is no regular file (a FIFO would block FFmpeg until a writer comes) and
-:func:`_stated_size` reads the length that a RIFF or Matroska header or the
-MP4 boxes give, so that a cut file says so; an MPEG-TS file states no length,
-but :func:`skvidsage.video._ts.ts_tail` sees one that ends inside a packet
-or a PES packet, and :func:`_ts_cut_picture` one that ends inside its last
-picture. While decoding, a
+:mod:`skvidsage.video._container` reads what the container says (a cut
+file, an MP4 whose index misses its media data); :func:`_ts_cut_picture`
+sees an MPEG-TS file that ends inside its last picture. While decoding, a
 :class:`_PacketLedger` matches the packets the demuxer hands out with the
 pictures the decoder gives back: frames dropped without a word, packets whose
 times disagree with the AVI index, MP4 presentation times out of order or
@@ -32,8 +30,6 @@ from skvidsage.video._frames import _EPS
 from skvidsage.video._h264 import _UNREAD_CUT, IntraSliceCheck
 from skvidsage.video._ts import ts_tail
 
-_NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg renders any *.txt file as ANSI "video"
-_MP4_BOXES = {b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide", b"uuid"}
 # A packet whose picture has not come out once the decoder has output a frame
 # this many frame intervals later is lost. Decoders output in presentation
 # order except DivX packed B-frames (AVI), which swap neighbours: one interval
@@ -91,7 +87,12 @@ _KINDS = (
         "the frames after the cut are missing",
     ),
     (
-        re.compile(r"EBML|packet mismatch|invalid (packet|chunk|atom)", re.I),
+        # or any other message of a demuxer (MP4, AVI, Matroska, MPEG-TS, ...)
+        re.compile(
+            r"EBML|packet mismatch|invalid (packet|chunk|atom)|broken header"
+            r"|^(mov,mp4[^:]*|avi|matroska,webm|mpegts|flv|asf|mpeg|ogg):",
+            re.I,
+        ),
         "damaged container data",
         "packets may be lost or garbled",
     ),
@@ -132,59 +133,6 @@ def _ffmpeg_message(exc):
 # the file
 
 
-def _vint(data, i):
-    """Read the EBML variable-length integer at ``data[i]``: (value, end, unknown)."""
-    length = 9 - data[i].bit_length()
-    value = int.from_bytes(data[i : i + length], "big") & ((1 << 7 * length) - 1)
-    return value, i + length, value == (1 << 7 * length) - 1
-
-
-def _stated_size(path, size):
-    """Return where the file gives its own length and, when more, that length.
-
-    RIFF (AVI) and Matroska headers give their length, MP4 boxes theirs: a
-    cut file (an unfinished download, copy or recording) is shorter.
-    ``(where, 0)`` when it fits; ``("", 0)`` for other formats (MPEG-TS has
-    no such field: see :mod:`skvidsage.video._ts`).
-    """
-    where, need = "", 0
-    try:
-        with open(path, "rb") as file:
-            head = file.read(64)
-            if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-                where, need = "RIFF header", int.from_bytes(head[4:8], "little") + 8
-            elif head[:4] == b"\x1a\x45\xdf\xa3" and len(head) == 64:
-                where = "Matroska header"
-                n, i, _ = _vint(head, 4)  # the EBML header, then the Segment
-                if head[i + n : i + n + 4] == b"\x18\x53\x80\x67":
-                    n, i, unknown = _vint(head, i + n + 4)
-                    need = 0 if unknown else i + n
-            elif head[4:8] in _MP4_BOXES:
-                where = "MP4 box sizes"
-                for _ in range(256):  # top-level boxes, one after the other
-                    file.seek(need)
-                    box = file.read(16)
-                    n = int.from_bytes(box[:4], "big") if len(box) >= 8 else 0
-                    if n == 1 and len(box) == 16:  # a 64-bit size follows
-                        n = int.from_bytes(box[8:], "big")
-                    if n < 8:  # 0: up to the end of the file
-                        break
-                    need += n
-                    if need >= size:
-                        break
-    except (OSError, IndexError):
-        return "", 0
-    return where, need if need > size else 0
-
-
-def _cut_text(path, size):
-    """Say how the file at ``path`` (``size`` bytes) looks cut, or ''."""
-    where, need = _stated_size(path, size)
-    if need:
-        return f"it should be {need} bytes long by its {where} but has {size}"
-    return "" if where else ts_tail(path, size)[0]
-
-
 def _ts_cut_picture(path, stream):
     """Say how the last picture of an MPEG-TS video ``stream`` looks cut, or ''.
 
@@ -211,69 +159,6 @@ def _ts_cut_picture(path, stream):
         f"it ends inside its last picture (stream {stream.id:#x}: {len(data)} "
         "bytes of it are there, which do not decode)"
     ) * failed
-
-
-def _format_problem(container, streams, cut):
-    """Return why an opened file is no video to decode, or None.
-
-    ``streams``: its video streams (cover pictures left out); ``cut`` as in
-    :func:`_open_failure`.
-    """
-    name = container.format.name
-    codec = streams[0].codec_context if streams else None
-    if name in _NOT_VIDEO_FORMATS:
-        return f"not a video: FFmpeg reads it as {container.format.long_name}"
-    if name == "image2" or name.endswith("_pipe"):  # FFmpeg's still readers
-        kind = {"mjpeg": "JPEG"}.get(codec.name, codec.name.upper()) if codec else ""
-        return (
-            f"is an image, not a video (one {kind} picture): features of one "
-            "still are not a video's; pass stills as (1, H, W, 3) uint8 frame "
-            "arrays instead"
-        )
-    if not streams and cut:
-        return f"truncated or incomplete file: {cut}; fetch or copy the file again"
-    if not streams:
-        return "no video stream"
-    if codec is None:
-        return "no decodable frame: FFmpeg has no decoder for its codec"
-    return None
-
-
-def _open_failure(path, message, *, at_end, cut):
-    """Say in plain words why FFmpeg could not open a file.
-
-    ``message`` is FFmpeg's; ``at_end`` when it met the end of the file;
-    ``cut`` how the file looks truncated ("" if it does not).
-    """
-    found = [cut] if cut else []
-    if "moov atom not found" in message and _stated_size(path, 0)[0] == "MP4 box sizes":
-        found.insert(0, "its index (the MP4 moov atom) is missing")
-    elif at_end:
-        found.insert(0, "it ends inside its header")
-    if found:
-        return (
-            f"truncated or incomplete file: {'; '.join(found)}, as when a "
-            "download, copy or recording stops before the end; fetch or copy "
-            "the file again"
-        )
-    if message.startswith("Invalid data found when processing input"):
-        detail = message.removeprefix("Invalid data found when processing input")
-        return "not a video: FFmpeg recognises no video format in it" + detail
-    return f"not a video: {message}"
-
-
-def _avi_header_length(container, stream, fps, duration):
-    """Return the length an AVI's header frame count gives when FFmpeg's is short.
-
-    An AVI cut before its end (and index) gets a duration FFmpeg estimates
-    from what is left, but its header keeps the frame count: on the clips in
-    ../shared/data/videos both agree to 1e-5 s, so half a frame interval short
-    is a cut. nan when they agree, or for other formats.
-    """
-    header = stream.frames / fps if stream.frames > 0 and fps > 0 else math.nan
-    if container.format.name == "avi" and header > duration + 0.5 / fps:
-        return header
-    return math.nan
 
 
 # --------------------------------------------------------------------------
@@ -331,7 +216,16 @@ class _PacketLedger:
         self._newest = None  # largest pts output
 
     def expect(self, packet):
-        """Note a packet the demuxer handed out."""
+        """Note a packet the demuxer handed out; return its time (s), or None.
+
+        The time is that of its picture (``pts``, else ``dts``): FFmpeg's
+        messages while it is decoded are about that picture.
+        """
+        self._check(packet)
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        return None if stamp is None else self.seconds(stamp)
+
+    def _check(self, packet):
         pts = packet.pts
         stated = self._index.get(packet.pos) if self._index else None
         got = packet.dts if packet.dts is not None else pts

@@ -1,13 +1,12 @@
 """Decode one video file with PyAV and sample its frames uniformly in time.
 
 :func:`read_frames` decodes any container and codec FFmpeg reads, keeps the
-frames of the sampling rule in :mod:`skvidsage.video._frames`, and seeks past unused
-stretches when the container has an index. Failures raise
+frames of the sampling rule in :mod:`skvidsage.video._frames` and seeks past
+unused stretches when the container has an index. Failures raise
 :class:`VideoDecodeError` naming the file and the reason; a damaged stream
 whose other frames decode gives those frames and a :class:`VideoDecodeWarning`
-that says in plain words what is wrong: the file looks truncated, frames could
-not be decoded or reached, FFmpeg concealed corrupt data.
-Many files are decoded in crash-isolated workers by
+that says in plain words what is wrong (judged by :mod:`._container` and
+:mod:`._damage`). Many files are decoded in crash-isolated workers by
 :func:`skvidsage.video._workers.iter_decoded`.
 """
 
@@ -22,16 +21,19 @@ import numpy as np
 
 from skvidsage._paths import path_problem
 from skvidsage._text import counted
-from skvidsage.video._damage import (
-    _REFERENCE,
+from skvidsage.video._container import (
     _avi_header_length,
     _cut_text,
+    _format_problem,
+    _no_frame,
+    _open_failure,
+)
+from skvidsage.video._damage import (
+    _REFERENCE,
     _describe,
     _ends_early,
     _ffmpeg_message,
-    _format_problem,
     _logged_damage,
-    _open_failure,
     _PacketLedger,
     _rate_text,
     _summarize,
@@ -166,11 +168,7 @@ class _FrameSource:
             self.errors.append((message, None))
             self.done = True
             packet = None  # flush the decoder for the frames it still holds
-        when = None  # the time of the picture in the packet, for the messages
-        if packet is not None:
-            self.ledger.expect(packet)
-            stamp = packet.pts if packet.pts is not None else packet.dts
-            when = self.seconds(stamp) if stamp is not None else None
+        when = self.ledger.expect(packet) if packet is not None else None
         mark = len(self.logs)
         try:
             frames = packet.decode() if packet else self.stream.decode(None)
@@ -392,8 +390,7 @@ def _read_video(path, options):
             )
     issues = tuple(found + _summarize(found.pop() + _logged_damage(logs)))
     if not frames:
-        detail = f": {issues[0]}" if issues else ""
-        raise VideoDecodeError(path, f"no decodable frame{detail}")
+        raise VideoDecodeError(path, _no_frame(path, issues))
     if issues and options.strict:
         raise VideoDecodeError(path, f"damaged stream: {'; '.join(issues)}")
     return DecodedVideo(

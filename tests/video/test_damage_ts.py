@@ -10,7 +10,7 @@ import av
 import pytest
 from numpy.testing import assert_array_equal
 
-from skvidsage.video._damage import _cut_text
+from skvidsage.video._container import _cut_text
 from skvidsage.video._decode import VideoDecodeError, read_frames
 from tests._clips import (
     VIDEOS,

@@ -221,11 +221,13 @@ class _PacketLedger:
         The time is that of its picture (``pts``, else ``dts``): FFmpeg's
         messages while it is decoded are about that picture.
         """
-        self._check(packet)
         stamp = packet.pts if packet.pts is not None else packet.dts
-        return None if stamp is None else self.seconds(stamp)
+        when = None if stamp is None else self.seconds(stamp)
+        self._check(packet, self.seconds(0) if when is None else when)
+        return when
 
-    def _check(self, packet):
+    def _check(self, packet, at):
+        """:meth:`expect`'s checks; ``at``: the packet's time (s) for the issues."""
         pts = packet.pts
         stated = self._index.get(packet.pos) if self._index else None
         got = packet.dts if packet.dts is not None else pts
@@ -241,7 +243,6 @@ class _PacketLedger:
         if packet.is_corrupt:  # none in the real clips, in AVI, MP4 or TS
             self.flagged.add(self.seconds(got if got is not None else 0))
         data = bytes(packet) if self._zero_check or self._slices is not None else b""
-        at = self.seconds(pts if pts is not None else packet.dts or 0)
         if self._zero_check and _ZERO_RUN in data:
             self.zeroed.add(at)
         elif self._slices is not None and self._slices.unread(data):

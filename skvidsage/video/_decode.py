@@ -388,7 +388,8 @@ def _read_video(path, options):
             frames, times, found, fps, duration = _decode(
                 path, cut, options, None, logs
             )
-    issues = tuple(found + _summarize(found.pop() + _logged_damage(logs)))
+    errors = found.pop()  # the raw errors of the decode, timed
+    issues = tuple(found + _summarize(errors + _logged_damage(logs)))
     if not frames:
         raise VideoDecodeError(path, _no_frame(path, issues))
     if issues and options.strict:

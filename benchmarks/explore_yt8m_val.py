@@ -84,6 +84,12 @@ is several times faster.
 - ``geometric-tail``: that tail (beta 0.5, 0.8, 1) over the default
   embedder's own graph (``VidSageEmbedder(hops=8)``'s blocks), beside the
   default ``[x, Sx, S^2x]``; scored as ``graph-choice``.
+- ``reverse-links``: SGC's graph, with each unseen video linked as the
+  symmetrised graph links a training video: to its k nearest and to every
+  training video that would have it among its own k nearest (its cosine
+  reaches that video's k-th nearest; searched among the unseen video's 100
+  nearest), beside SGC's rule (its k nearest only), k 10 and 20; scored as
+  ``graph-choice``.
 - ``c-grid``: every system's ``C`` chosen from 1, 2, 4, ..., 64 (the
   protocol's grid steps by 4) for raw, the two references, the default
   embedder, and the raw and embedder heads blended with the vote (k 50,
@@ -128,6 +134,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py snn-graph --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py mutual-ppr --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py geometric-tail --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py reverse-links --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py c-grid --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py mlp-head --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py retrieval --data ../shared/data/yt8m
@@ -888,6 +895,45 @@ def geometric_tail(data_dir):
     _head_and_retrieval(data_dir, embeddings)
 
 
+def _reverse_links(x, xq, k, reach=100):
+    """Symmetrised k-NN links, and an unseen video's links under the same rule.
+
+    A training video's links are its k nearest and the videos that have it
+    among theirs (``A`` or ``A^T``). An unseen video ``q`` links to its k
+    nearest and, the same way, to every training video ``j`` of its
+    ``reach`` nearest whose k-th nearest cosine ``cos(q, j)`` reaches (``q``
+    would be among ``j``'s k nearest): as if it had been in the training
+    graph, one row at a time.
+    """
+    idx = knn(x, x, k, exclude_self=True)
+    A = _links(idx, np.ones(idx.size), len(x))
+    kth = np.einsum("nd,nd->n", x, x[idx[:, -1]])
+    q = knn(x, xq, reach, exclude_self=False)
+    cos = np.einsum("qd,qkd->qk", xq, x[q])
+    wq = (cos >= kth[q] - 1e-6).astype(float)
+    wq[:, :k] = 1.0
+    return A.maximum(A.T), q, wq
+
+
+def reverse_links(data_dir):
+    """Unseen videos linked as the symmetrised training graph links its own."""
+
+    def embeddings(X, Xq):
+        x, xq = normalize(X), normalize(Xq)
+        for k in (10, 20):
+            W, q, wq = _reverse_links(x, xq, k)
+            print(f"k={k}: {W.nnz / len(x):.1f} links a training video, "
+                  f"{wq.sum(axis=1).mean():.1f} an unseen one", flush=True)
+            fwd = np.zeros_like(wq)
+            fwd[:, :k] = 1.0
+            for name, w in (("own k nearest (SGC)", fwd), ("with reverse links", wq)):
+                train, unseen = _weighted_hops(x, xq, W, q, w)
+                yield (f"k={k}, {name}",
+                       *(np.hstack(B).astype(np.float32) for B in (train, unseen)))
+
+    _head_and_retrieval(data_dir, embeddings)
+
+
 C_FINE = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
@@ -1009,7 +1055,8 @@ def main(argv=None):
     on_files = {"retrieval": retrieval, "query-expansion": query_expansion,
                 "graph-choice": graph_choice, "hop-blocks": hop_blocks,
                 "transductive": transductive, "snn-graph": snn_graph,
-                "mutual-ppr": mutual_ppr, "geometric-tail": geometric_tail}
+                "mutual-ppr": mutual_ppr, "geometric-tail": geometric_tail,
+                "reverse-links": reverse_links}
     on_split = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote, "class-weights": class_weights,
                 "ensemble": ensemble, "trans-smooth": trans_smooth, "c-grid": c_grid,

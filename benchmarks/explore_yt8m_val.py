@@ -32,6 +32,11 @@ is several times faster.
   nodes per step, Adam 1e-3, 100 full-graph steps; unseen videos embedded
   over their links by the SGC query rule; the head on ``[h1, h2]`` alone and
   on ``[x, Sx, S^2x, h1, h2]``.
+- ``soft-targets``: the head fitted on labels filled in by the graph,
+  ``(1 - b) y + b v`` with ``v`` each training video's RBF vote from its
+  k nearest other training videos (k 20 gamma 5, k 50 gamma 10; b 0-0.5,
+  chosen with ``C``), on the raw features and the default embedding, alone
+  and blended with the prediction-time vote (linear and log-odds).
 - ``vote-space``: the label vote from neighbours found in the default
   embedding's space (blocks L2-normalised) instead of the raw features,
   on the embedder's head, with the linear blend and the log-odds update
@@ -124,6 +129,7 @@ Usage::
     python benchmarks/explore_yt8m_val.py grace --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py vote-space --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py soft-vote --data ../shared/data/yt8m
+    python benchmarks/explore_yt8m_val.py soft-targets --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py fused-vote --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py class-weights --data ../shared/data/yt8m
     python benchmarks/explore_yt8m_val.py ensemble --data ../shared/data/yt8m
@@ -397,6 +403,43 @@ def soft_vote(X, Y, Xv, Yv):
                 _blends(raw, V, prior, f"k={k}", lin, bayes)
             tuned(f"linear, m={m} (oof C={C_oof:g})", lin, Yv)
             tuned(f"log-odds, m={m} (oof C={C_oof:g})", bayes, Yv)
+
+
+def soft_targets(X, Y, Xv, Yv):
+    """Fit the head on labels filled in by the graph: ``(1 - b) y + b v``.
+
+    ``v`` is each training video's vote from its k nearest *other* training
+    videos (RBF, as the package's vote); YouTube-8M's labels are incomplete,
+    and the neighbours' labels suggest the missing ones. Nothing changes at
+    prediction: the head is inductive as before. On the raw features and on
+    the default embedding, alone and blended with the vote at prediction.
+    """
+    from skvidsage import VidSageEmbedder
+
+    x, raw, idx, sim = _raw_heads_and_neighbours(X, Y, Xv, Yv)
+    emb = VidSageEmbedder()
+    spaces = {"raw": (x, normalize(Xv)), "VidSageEmbedder()": (emb.fit_transform(X),
+                                                               emb.transform(Xv))}
+    S = x @ x.T
+    np.fill_diagonal(S, -np.inf)
+    tr_idx, tr_sim = top(S, 50)
+    del S
+    prior = Y.mean(axis=0)
+    V = weighted_vote(Y, idx, sim, 50, 10.0)  # the prediction-time vote
+    for (k, gamma) in ((20, 5.0), (50, 10.0)):
+        V_train = weighted_vote(Y, tr_idx, tr_sim, k, gamma).astype(np.float32)
+        for name, (Z, Zv) in spaces.items():
+            heads, lin, bayes = {}, {}, {}
+            for b in (0.0, 0.1, 0.25, 0.5):
+                Yb = (1 - b) * Y + b * V_train
+                P = {C: head(Z, Yb, C, Zv) for C in C_GRID}
+                tuned(f"{name}, targets k={k}, b={b}",
+                      {(C, None): p for C, p in P.items()}, Yv)
+                heads.update({(C, f"b={b}"): p for C, p in P.items()})
+                _blends(P, V, prior, f"b={b} vote k=50", lin, bayes)
+            tuned(f"{name}, targets k={k}", heads, Yv)
+            tuned(f"{name}, targets k={k}, + linear", lin, Yv)
+            tuned(f"{name}, targets k={k}, + log-odds", bayes, Yv)
 
 
 def vote_space(X, Y, Xv, Yv):
@@ -1060,6 +1103,7 @@ def main(argv=None):
     on_split = {"votes": votes, "vote-space": vote_space, "grace": grace,
                 "soft-vote": soft_vote, "class-weights": class_weights,
                 "ensemble": ensemble, "trans-smooth": trans_smooth, "c-grid": c_grid,
+                "soft-targets": soft_targets,
                 "mlp-head": mlp_head}
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=(*on_split, "fused-vote", *on_files))

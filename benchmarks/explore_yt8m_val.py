@@ -416,7 +416,7 @@ def soft_targets(X, Y, Xv, Yv):
     """
     from skvidsage import VidSageEmbedder
 
-    x, raw, idx, sim = _raw_heads_and_neighbours(X, Y, Xv, Yv)
+    x, _, idx, sim = _raw_heads_and_neighbours(X, Y, Xv, Yv)
     emb = VidSageEmbedder()
     spaces = {"raw": (x, normalize(Xv)), "VidSageEmbedder()": (emb.fit_transform(X),
                                                                emb.transform(Xv))}
@@ -879,15 +879,26 @@ def _mutual_links(x, xq, k):
     always its nearest: inductive, one row at a time.
     """
     n = len(x)
-    idx = knn(x, x, k, exclude_self=True)
-    A = _links(idx, np.ones(idx.size), n)
+    idx, A, q, wq = _links_back(x, xq, k, k)
     W = A.minimum(A.T).maximum(_links(idx[:, :1], np.ones(n), n))
-    kth = np.einsum("nd,nd->n", x, x[idx[:, -1]])
-    q = knn(x, xq, k, exclude_self=False)
-    cos = np.einsum("qd,qkd->qk", xq, x[q])
-    wq = (cos >= kth[q] - 1e-6).astype(float)
     wq[:, 0] = 1.0
     return W.maximum(W.T), q, wq
+
+
+def _links_back(x, xq, k, reach):
+    """Link the training videos to their k nearest; say which would link to q.
+
+    Returns ``idx`` (each training video's k nearest others), ``A`` (those
+    links, sparse), ``q`` (each unseen video's ``reach`` nearest training
+    videos) and ``back`` (1.0 where ``cos(q, j)`` reaches ``j``'s k-th
+    nearest cosine: ``q`` would be among ``j``'s k nearest).
+    """
+    idx = knn(x, x, k, exclude_self=True)
+    A = _links(idx, np.ones(idx.size), len(x))
+    kth = np.einsum("nd,nd->n", x, x[idx[:, -1]])
+    q = knn(x, xq, reach, exclude_self=False)
+    cos = np.einsum("qd,qkd->qk", xq, x[q])
+    return idx, A, q, (cos >= kth[q] - 1e-6).astype(float)
 
 
 def _geometric(blocks, beta):
@@ -948,12 +959,7 @@ def _reverse_links(x, xq, k, reach=100):
     would be among ``j``'s k nearest): as if it had been in the training
     graph, one row at a time.
     """
-    idx = knn(x, x, k, exclude_self=True)
-    A = _links(idx, np.ones(idx.size), len(x))
-    kth = np.einsum("nd,nd->n", x, x[idx[:, -1]])
-    q = knn(x, xq, reach, exclude_self=False)
-    cos = np.einsum("qd,qkd->qk", xq, x[q])
-    wq = (cos >= kth[q] - 1e-6).astype(float)
+    _, A, q, wq = _links_back(x, xq, k, reach)
     wq[:, :k] = 1.0
     return A.maximum(A.T), q, wq
 
